@@ -1,0 +1,375 @@
+"""Shared plumbing for the chapter's scripts.
+
+What every script needs and none of them should have to read past: downloads that verify what
+they fetch, safe archive extraction, a progress line with ETA, atomic output writes, TensorFlow
+session and device setup, and the one-line error reporting the scripts promise their users.
+
+TensorFlow is imported inside the functions that need it, so scripts without a graph (such as
+`prep_images.py`) need not load it.
+"""
+
+import contextlib
+import hashlib
+import os
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path
+
+DOWNLOAD_TIMEOUT_SECONDS = 30
+CHUNK_BYTES = 1 << 16
+
+
+class UserError(Exception):
+    """A problem the user can fix (missing file, bad input, no network); reported in one line."""
+
+
+def run_reporting_errors(work):
+    """Run `work()` and turn expected failures into one line on stderr and an exit code."""
+    program = Path(sys.argv[0]).name or "script"
+    try:
+        return work() or 0
+    except UserError as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted", file=sys.stderr)
+        return 130
+
+
+# --------------------------------------------------------------------------------------------
+# Progress
+# --------------------------------------------------------------------------------------------
+
+def format_duration(seconds):
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class Progress:
+    """A progress line with rate and ETA on stderr.
+
+    On a terminal the line redraws in place; in a log (CI, a file) it prints a fresh line at
+    every quarter so the log stays readable.
+    """
+
+    def __init__(self, total, label, unit="", scale=1.0, stream=None):
+        self.total = total
+        self.label = label
+        self.unit = unit
+        self.scale = scale
+        self.stream = stream or sys.stderr
+        self.done = 0
+        self.started = time.monotonic()
+        self.interactive = self.stream.isatty()
+        self._last_draw = 0.0
+        self._last_quarter = -1
+
+    def update(self, amount=1):
+        self.done += amount
+        now = time.monotonic()
+        if self.interactive:
+            if now - self._last_draw >= 0.2 or self.done >= (self.total or 0):
+                self._last_draw = now
+                self.stream.write("\r" + self.describe(now))
+                self.stream.flush()
+        elif self.total:
+            quarter = int(4 * self.done / self.total)
+            if quarter > self._last_quarter and quarter < 4:
+                self._last_quarter = quarter
+                print(self.describe(now), file=self.stream, flush=True)
+
+    def describe(self, now=None):
+        elapsed = (now or time.monotonic()) - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        shown = f"{self.done / self.scale:,.1f}" if self.scale != 1 else f"{self.done:,}"
+        if not self.total:
+            return f"{self.label}: {shown}{self.unit} ({rate / self.scale:,.1f}{self.unit}/s)"
+        fraction = min(self.done / self.total, 1.0)
+        bar = "#" * int(20 * fraction)
+        remaining = (self.total - self.done) / rate if rate > 0 else float("inf")
+        eta = format_duration(remaining) if remaining != float("inf") else "?"
+        total = f"{self.total / self.scale:,.1f}" if self.scale != 1 else f"{self.total:,}"
+        return (f"{self.label}: {fraction:4.0%} |{bar:<20}| {shown}/{total}{self.unit} "
+                f"{rate / self.scale:,.1f}{self.unit}/s ETA {eta}")
+
+    def close(self):
+        if self.interactive:
+            self.stream.write("\r" + self.describe() + "\n")
+        else:
+            print(self.describe(), file=self.stream, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Downloads
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file a script needs, where to get it and how to recognise the right bytes."""
+    name: str
+    urls: tuple
+    size: int = None
+    md5: str = None
+    sha256: str = None
+
+    def describe_source(self):
+        return self.urls[0] if self.urls else "its publisher"
+
+
+def _digests(remote):
+    wanted = {}
+    if remote.md5:
+        wanted["md5"] = remote.md5.lower()
+    if remote.sha256:
+        wanted["sha256"] = remote.sha256.lower()
+    return wanted
+
+
+def verification_problem(path, remote):
+    """Why the file at `path` is not `remote` (a short phrase), or None when it is."""
+    size = path.stat().st_size
+    if remote.size is not None and size != remote.size:
+        return f"{size:,} bytes instead of {remote.size:,}"
+    wanted = _digests(remote)
+    hashers = {name: hashlib.new(name) for name in wanted}
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            for hasher in hashers.values():
+                hasher.update(chunk)
+    for name, hasher in hashers.items():
+        if hasher.hexdigest() != wanted[name]:
+            return f"{name} {hasher.hexdigest()} instead of {wanted[name]}"
+    return None
+
+
+def fetch(remote, directory, quiet=False):
+    """Return the path of `remote` in `directory`, downloading and verifying it if absent.
+
+    A file already there is the user's and is used as it is (the script's reader checks its
+    structure), never replaced. A download goes to a hidden temporary file that is renamed only
+    once its size and checksum are right, so an interrupted run never leaves a file that looks
+    complete. Mirrors are tried in order; when all fail, a UserError says which file to put where.
+    """
+    directory = Path(directory)
+    target = directory / remote.name
+    if target.exists():
+        return target
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create {directory}: {error.strerror}") from None
+    failures = {}
+    for url in remote.urls:
+        problem = _download_one(url, remote, target, quiet)
+        if problem is None:
+            return target
+        failures[url] = problem
+    if len(set(failures.values())) == 1:  # offline: one reason, said once
+        why = f"{len(failures)} source(s): {next(iter(failures.values()))}"
+    else:
+        why = "; ".join(f"{url}: {problem}" for url, problem in failures.items()) or "no source"
+    raise UserError(f"could not download {remote.name} ({why}); put the file at {target} "
+                    f"(from {remote.describe_source()})")
+
+
+def _download_one(url, remote, target, quiet):
+    """Download `url` to `target`; return None on success or why it failed."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part",
+                                         dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as sink:
+            problem = _stream_into(url, remote, sink, quiet)
+        if problem is None:
+            problem = verification_problem(Path(temporary), remote)
+        if problem is None:
+            os.replace(temporary, target)
+        return problem
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _stream_into(url, remote, sink, quiet):
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+            announced = response.headers.get("Content-Length")
+            expected = remote.size or (int(announced) if announced else None)
+            progress = None if quiet else Progress(expected, f"downloading {remote.name}",
+                                                   unit=" MB", scale=1e6)
+            received = 0
+            for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+                sink.write(chunk)
+                received += len(chunk)
+                if progress:
+                    progress.update(len(chunk))
+            if progress:
+                progress.close()
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code}"
+    except urllib.error.URLError as error:
+        return f"{getattr(error.reason, 'strerror', None) or error.reason}"
+    except (HTTPException, OSError) as error:
+        return f"connection lost ({type(error).__name__})"
+    if expected is not None and received != expected:
+        return f"got {received:,} of {expected:,} bytes"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Archives
+# --------------------------------------------------------------------------------------------
+
+def _inside(directory, member_name):
+    resolved = (directory / member_name).resolve()
+    return resolved == directory or directory in resolved.parents
+
+
+def extract_archive(archive, directory):
+    """Extract a .tgz/.tar/.zip into `directory`, refusing the whole archive if any member
+    would land outside it (absolute paths, `..`, links that point out, device files)."""
+    archive, directory = Path(archive), Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    root = directory.resolve()
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as bundle:
+                for name in bundle.namelist():
+                    if not _inside(root, name):
+                        raise UserError(f"{archive} has a member outside the folder: {name}")
+                bundle.extractall(root)
+            return
+        with tarfile.open(archive) as bundle:
+            for member in bundle.getmembers():
+                bad_link = (member.issym() or member.islnk()) and not _inside(
+                    root, Path(member.name).parent / member.linkname)
+                if (not _inside(root, member.name) or bad_link
+                        or member.isdev() or member.isfifo()):
+                    raise UserError(f"{archive} has an unsafe member: {member.name}")
+            bundle.extractall(root, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as error:
+        raise UserError(f"{archive} is not a readable archive ({error})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Output files
+# --------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside `path`; it becomes `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
+                                         dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def require_new_output(path, overwrite=False):
+    """Fail before any long work if `path` exists (and may not be replaced) or cannot be written."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} already exists; choose another name")
+    folder = path.parent if str(path.parent) else Path(".")
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    if not os.access(existing, os.W_OK):
+        raise UserError(f"cannot write to {folder}")
+
+
+# --------------------------------------------------------------------------------------------
+# TensorFlow sessions and devices
+# --------------------------------------------------------------------------------------------
+
+def user_wants_tensorflow_logs():
+    """True when TF_CPP_MIN_LOG_LEVEL asks for info lines (0 or 1); the default quiets them."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2").strip() in ("0", "1")
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null for the block, unless the user asked for TF logs.
+
+    TensorFlow's native libraries print start-up lines (oneDNN, "could not find cuda drivers",
+    a cuInit *error* on every CPU-only machine) before TF_CPP_MIN_LOG_LEVEL is read, straight to
+    the process's stderr, where Python cannot filter them.
+    """
+    if user_wants_tensorflow_logs():
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+@contextlib.contextmanager
+def tensorflow_logging_quieted():
+    """Wrap `import tensorflow...` in this so that the book's output is not buried in logs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_silenced():
+        yield
+    if not user_wants_tensorflow_logs():
+        import tensorflow as tf
+        tf.get_logger().setLevel("ERROR")  # deprecation notices of the compat.v1 API
+
+
+def configure_devices(cpu_only=False):
+    """Hide GPUs for `--cpu`, let the rest grow their memory on demand; return a description.
+
+    Must run before the first session is created: TensorFlow fixes its devices then.
+    """
+    import tensorflow as tf
+
+    with native_stderr_silenced():
+        gpus = tf.config.list_physical_devices("GPU")
+    if cpu_only and gpus:
+        tf.config.set_visible_devices([], "GPU")
+        return "CPU (GPUs hidden by --cpu)"
+    for gpu in gpus:
+        with contextlib.suppress(RuntimeError):  # already initialised: keep its setting
+            tf.config.experimental.set_memory_growth(gpu, True)
+    if gpus:
+        return f"{len(gpus)} GPU(s): " + ", ".join(gpu.name for gpu in gpus)
+    return "CPU"
+
+
+def make_deterministic(seed):
+    """Seed NumPy and TensorFlow and ask TensorFlow for deterministic kernels.
+
+    Same seed, same numbers: graph-level seeds alone leave multi-threaded reductions free to
+    sum in any order.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    np.random.seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def new_session(graph):
+    """A `tf.compat.v1.Session` for `graph` that takes GPU memory as it needs it."""
+    import tensorflow as tf
+
+    config = tf.compat.v1.ConfigProto()
+    config.gpu_options.allow_growth = True
+    return tf.compat.v1.Session(graph=graph, config=config)

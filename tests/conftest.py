@@ -1,0 +1,127 @@
+"""Fixtures the tests share: generated MNIST-format files and a local HTTP server."""
+
+import gzip
+import http.server
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def idx_bytes(array, magic):
+    """The bytes of an IDX file: big-endian magic, one uint32 per dimension, then uint8 data."""
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_idx(path, array, magic):
+    path.write_bytes(gzip.compress(idx_bytes(array, magic)))
+    return path
+
+
+def digit_like_set(count, seed):
+    """Learnable 28x28 images: each class is its own set of strokes, shifted and noisy."""
+    templates_rng = np.random.default_rng(1234)  # the same ten "digits" in every set
+    templates = np.zeros((10, 28, 28), np.float32)
+    for digit in range(10):
+        for _ in range(3):
+            row, col = templates_rng.integers(6, 22, size=2)
+            if templates_rng.random() < 0.5:
+                templates[digit, row - 1:row + 2, 4:24] = 1.0
+            else:
+                templates[digit, 4:24, col - 1:col + 2] = 1.0
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=count)
+    images = np.empty((count, 28, 28), np.float32)
+    for i, label in enumerate(labels):
+        shifted = np.roll(templates[label], tuple(rng.integers(-2, 3, size=2)), axis=(0, 1))
+        images[i] = shifted + rng.normal(0, 0.15, size=(28, 28))
+    return (np.clip(images, 0, 1) * 255).astype(np.uint8), labels.astype(np.uint8)
+
+
+MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def write_mnist(directory, train_count=700, test_count=300, seed=0):
+    """The four MNIST files, in the real format, holding a small digit-like set."""
+    directory.mkdir(parents=True, exist_ok=True)
+    train_images, train_labels = digit_like_set(train_count, seed)
+    test_images, test_labels = digit_like_set(test_count, seed + 1)
+    for name, array, magic in zip(MNIST_NAMES,
+                                  (train_images, train_labels, test_images, test_labels),
+                                  (2051, 2049, 2051, 2049)):
+        write_idx(directory / name, array, magic)
+    return directory
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    return write_mnist(tmp_path / "MNIST-data")
+
+
+def run_script(*args, cwd=None, timeout=600):
+    """Run a project script as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd or PROJECT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class FileServer:
+    """A loopback HTTP server. `files` maps a path to bytes; `behaviour` maps a path to
+    'ok' (default), 'missing' (404) or 'drop' (announce the full length, send half, hang up)."""
+
+    def __init__(self):
+        self.files, self.behaviour, self.requests = {}, {}, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                body = server.files.get(self.path)
+                mode = server.behaviour.get(self.path, "ok")
+                if body is None or mode == "missing":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body if mode == "ok" else body[:len(body) // 2])
+                self.wfile.flush()
+                if mode == "drop":
+                    self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.httpd.server_port}{path}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def file_server():
+    server = FileServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def closed_port_url():
+    """A loopback URL where nothing listens: what an offline machine sees."""
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/nothing-here"

@@ -1,0 +1,145 @@
+"""lenet_mnist.py run as a reader runs it: a subprocess on generated MNIST-format files."""
+
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import lenet_mnist
+from conftest import PROJECT, run_script, write_mnist
+
+EPOCH_LINE = re.compile(r"^(\d+) ([0-9.]+)  validation accuracy ([0-9.]+)  loss ([0-9.]+)",
+                        re.MULTILINE)
+TEST_LINE = re.compile(r"^test accuracy: (\d\.\d{4}) \((\d+)/(\d+)\)$", re.MULTILINE)
+
+
+def lenet(*args, timeout=600):
+    return run_script(PROJECT / "lenet_mnist.py", *args, timeout=timeout)
+
+
+def without_timings(stdout):
+    return re.sub(r"\(\d+ s\)", "", stdout)
+
+
+def test_help_shows_defaults():
+    result = lenet("--help", timeout=120)
+    assert result.returncode == 0
+    for fragment in ("--epochs", "default: 100", "--checkpoint-dir", "--dry-run", "--cpu"):
+        assert fragment in result.stdout
+
+
+def test_dry_run_prints_the_books_lines_and_writes_plot_and_tensorboard(tmp_path, mnist_dir):
+    plot, logdir = tmp_path / "curves.png", tmp_path / "tb"
+    result = lenet("--data-dir", mnist_dir, "--dry-run", "--validation-size", "100",
+                   "--plot", plot, "--logdir", logdir, "--checkpoint-dir", tmp_path / "ck")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "LeNet-5: 1,378,698 weights" in result.stdout
+    assert [m[0] for m in EPOCH_LINE.findall(result.stdout)] == ["0"]
+    assert TEST_LINE.search(result.stdout).group(3) == "300"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "ck").exists()  # a dry run never touches checkpoints
+
+    import tensorflow as tf
+    events = list(logdir.glob("events.out.tfevents.*"))
+    tags = {value.tag for event in tf.compat.v1.train.summary_iterator(str(events[0]))
+            for value in event.summary.value}
+    assert {"train_loss", "validation_accuracy", "test_sample_accuracy"} <= tags
+
+
+def test_training_learns_a_learnable_set(tmp_path):
+    data = write_mnist(tmp_path / "mnist", train_count=2100, test_count=300)
+    result = lenet("--data-dir", data, "--validation-size", "100", "--epochs", "4",
+                   "--batch-size", "32", "--seed", "1", "--checkpoint-dir", tmp_path / "ck")
+    assert result.returncode == 0, result.stderr
+    accuracy = float(TEST_LINE.search(result.stdout).group(1))
+    assert accuracy > 0.6, result.stdout  # chance is 0.1
+
+
+def test_same_seed_same_numbers(tmp_path, mnist_dir):
+    runs = [lenet("--data-dir", mnist_dir, "--dry-run", "--validation-size", "100",
+                  "--seed", "7") for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs)
+    assert without_timings(runs[0].stdout) == without_timings(runs[1].stdout)
+    other = lenet("--data-dir", mnist_dir, "--dry-run", "--validation-size", "100", "--seed", "8")
+    assert without_timings(other.stdout) != without_timings(runs[0].stdout)
+
+
+def test_rerun_resumes_from_the_checkpoint(tmp_path, mnist_dir):
+    common = ("--data-dir", mnist_dir, "--validation-size", "100", "--seed", "3",
+              "--checkpoint-dir", tmp_path / "ck")
+    first = lenet(*common, "--epochs", "1")
+    assert first.returncode == 0, first.stderr
+    second = lenet(*common, "--epochs", "2", "--plot", tmp_path / "p.png")
+    assert second.returncode == 0, second.stderr
+    assert "resuming from" in second.stdout and "after 1 epochs" in second.stdout
+    assert [m[0] for m in EPOCH_LINE.findall(second.stdout)] == ["1"]
+    finished = lenet(*common, "--epochs", "2")
+    assert EPOCH_LINE.findall(finished.stdout) == [] and TEST_LINE.search(finished.stdout)
+    # an uninterrupted two-epoch run with the same seed ends with the same numbers
+    straight = lenet("--data-dir", mnist_dir, "--validation-size", "100", "--seed", "3",
+                     "--checkpoint-dir", tmp_path / "ck2", "--epochs", "2")
+    assert TEST_LINE.search(straight.stdout).group(0) == TEST_LINE.search(second.stdout).group(0)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_a_rerun_finishes_the_epochs(tmp_path, mnist_dir):
+    common = ["--data-dir", str(mnist_dir), "--validation-size", "100",
+              "--checkpoint-dir", str(tmp_path / "ck")]
+    process = subprocess.Popen([sys.executable, str(PROJECT / "lenet_mnist.py"), *common,
+                                "--epochs", "500"], cwd=PROJECT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if EPOCH_LINE.match(line):
+            process.send_signal(signal.SIGINT)
+            break
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    saved = re.search(r"interrupted: saved a checkpoint after (\d+) epochs", out)
+    assert saved, out
+    done = int(saved.group(1))
+    resumed = lenet(*common, "--epochs", str(done + 1))
+    assert f"after {done} epochs" in resumed.stdout
+    assert [m[0] for m in EPOCH_LINE.findall(resumed.stdout)] == [str(done)]
+
+
+def test_a_corrupt_file_is_one_line_and_an_exit_code(tmp_path, mnist_dir):
+    target = mnist_dir / "t10k-labels-idx1-ubyte.gz"
+    target.write_bytes(target.read_bytes()[:30])
+    before = target.read_bytes()
+    result = lenet("--data-dir", mnist_dir, "--dry-run", "--validation-size", "100")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    error_lines = [l for l in result.stderr.splitlines() if "error:" in l]
+    assert len(error_lines) == 1 and "t10k-labels-idx1-ubyte.gz" in error_lines[0]
+    assert target.read_bytes() == before  # the user's file is left as it was
+
+
+def test_an_existing_plot_is_refused_before_training(tmp_path, mnist_dir):
+    plot = tmp_path / "p.png"
+    plot.write_bytes(b"an earlier plot")
+    result = lenet("--data-dir", mnist_dir, "--dry-run", "--plot", plot)
+    assert result.returncode == 1 and "already exists" in result.stderr
+    assert "Extracting" not in result.stdout
+    assert plot.read_bytes() == b"an earlier plot"
+
+
+def test_offline_with_no_data_says_which_file_to_put_where(tmp_path, monkeypatch, capsys,
+                                                           closed_port_url):
+    remotes = {key: remote.__class__(remote.name, (closed_port_url,), remote.size, remote.md5)
+               for key, remote in lenet_mnist.MNIST_FILES.items()}
+    monkeypatch.setattr(lenet_mnist, "MNIST_FILES", remotes)
+    code = lenet_mnist.main(["--data-dir", str(tmp_path / "empty"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert f"put the file at {tmp_path / 'empty' / 'train-images-idx3-ubyte.gz'}" in err
+
+
+@pytest.mark.parametrize("flag", ["--epochs", "--batch-size", "--test-size"])
+def test_nonsense_numbers_are_refused(flag, capsys):
+    assert lenet_mnist.main([flag, "0", "--dry-run"]) == 1
+    assert "must be at least 1" in capsys.readouterr().err

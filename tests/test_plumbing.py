@@ -1,0 +1,177 @@
+"""The shared plumbing: verified downloads, safe extraction, atomic outputs, error reporting."""
+
+import hashlib
+import io
+import os
+import tarfile
+import zipfile
+
+import pytest
+
+import plumbing
+from plumbing import RemoteFile, UserError
+
+PAYLOAD = os.urandom(300_000)  # several chunks, so a dropped connection happens mid-file
+
+
+def remote_for(urls, data=PAYLOAD, **overrides):
+    fields = dict(name="weights.bin", urls=tuple(urls), size=len(data),
+                  md5=hashlib.md5(data).hexdigest(), sha256=hashlib.sha256(data).hexdigest())
+    fields.update(overrides)
+    return RemoteFile(**fields)
+
+
+def leftovers(directory):
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def test_download_good_file(tmp_path, file_server):
+    file_server.files["/w.bin"] = PAYLOAD
+    path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path / "d", quiet=True)
+    assert path.read_bytes() == PAYLOAD
+    assert leftovers(tmp_path / "d") == ["weights.bin"]
+
+
+def test_download_with_wrong_checksum_leaves_nothing(tmp_path, file_server):
+    file_server.files["/w.bin"] = PAYLOAD
+    remote = remote_for([file_server.url("/w.bin")], sha256="0" * 64)
+    with pytest.raises(UserError) as error:
+        plumbing.fetch(remote, tmp_path, quiet=True)
+    message = str(error.value)
+    assert "sha256" in message and str(tmp_path / "weights.bin") in message
+    assert "\n" not in message
+    assert leftovers(tmp_path) == []
+
+
+def test_server_gone_mid_file_leaves_no_partial_file(tmp_path, file_server):
+    file_server.files["/w.bin"] = PAYLOAD
+    file_server.behaviour["/w.bin"] = "drop"
+    with pytest.raises(UserError) as error:
+        plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
+    assert "weights.bin" in str(error.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_size_is_checked_when_no_checksum_is_known(tmp_path, file_server):
+    file_server.files["/w.bin"] = PAYLOAD
+    remote = remote_for([file_server.url("/w.bin")], size=len(PAYLOAD) + 1, md5=None, sha256=None)
+    with pytest.raises(UserError, match="bytes"):
+        plumbing.fetch(remote, tmp_path, quiet=True)
+    assert leftovers(tmp_path) == []
+
+
+def test_mirrors_are_tried_in_turn(tmp_path, file_server, closed_port_url):
+    file_server.files["/good/w.bin"] = PAYLOAD
+    file_server.files["/bad/w.bin"] = b"not the file"
+    urls = [closed_port_url, file_server.url("/missing/w.bin"), file_server.url("/bad/w.bin"),
+            file_server.url("/good/w.bin")]
+    path = plumbing.fetch(remote_for(urls), tmp_path, quiet=True)
+    assert path.read_bytes() == PAYLOAD
+    assert file_server.requests == ["/missing/w.bin", "/bad/w.bin", "/good/w.bin"]
+
+
+def test_offline_says_which_file_to_put_where(tmp_path, closed_port_url):
+    remote = remote_for([closed_port_url])
+    with pytest.raises(UserError) as error:
+        plumbing.fetch(remote, tmp_path / "data", quiet=True)
+    message = str(error.value)
+    assert message.startswith("could not download weights.bin")
+    assert f"put the file at {tmp_path / 'data' / 'weights.bin'}" in message
+    assert closed_port_url in message and "\n" not in message
+
+
+def test_an_existing_file_is_used_and_never_replaced(tmp_path, file_server):
+    (tmp_path / "weights.bin").write_bytes(b"the user's own copy")
+    path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
+    assert path.read_bytes() == b"the user's own copy"
+    assert file_server.requests == []
+
+
+def test_progress_shows_rate_and_eta_in_a_log():
+    stream = io.StringIO()
+    progress = plumbing.Progress(8, "epoch 0", unit=" batches", stream=stream)
+    for _ in range(8):
+        progress.update()
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert 2 <= len(lines) <= 5  # one line per quarter in a log, not one per step
+    assert "ETA" in lines[0] and "8/8 batches" in lines[-1]
+
+
+def make_tar(path, members):
+    with tarfile.open(path, "w:gz") as bundle:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            bundle.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_extract_tgz(tmp_path):
+    archive = make_tar(tmp_path / "a.tgz", {"model.pb": b"graph", "labels/x.txt": b"x"})
+    plumbing.extract_archive(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "model.pb").read_bytes() == b"graph"
+    assert (tmp_path / "out" / "labels" / "x.txt").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("evil", ["../escaped.txt", "/tmp/absolute-escape.txt",
+                                  "ok/../../escaped.txt"])
+def test_tar_member_outside_the_folder_is_refused(tmp_path, evil):
+    archive = make_tar(tmp_path / "a.tgz", {"fine.txt": b"x", evil: b"boom"})
+    with pytest.raises(UserError, match="unsafe member"):
+        plumbing.extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists()
+    assert leftovers(tmp_path / "out") == []  # refused whole, before anything was written
+
+
+def test_tar_link_pointing_outside_is_refused(tmp_path):
+    archive = tmp_path / "a.tgz"
+    with tarfile.open(archive, "w:gz") as bundle:
+        link = tarfile.TarInfo("innocent")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+        bundle.addfile(link)
+    with pytest.raises(UserError, match="innocent"):
+        plumbing.extract_archive(archive, tmp_path / "out")
+
+
+def test_zip_member_outside_the_folder_is_refused(tmp_path):
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("../escaped.txt", "boom")
+    with pytest.raises(UserError, match="outside"):
+        plumbing.extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_not_an_archive(tmp_path):
+    (tmp_path / "a.tgz").write_bytes(b"plain text, no archive")
+    with pytest.raises(UserError, match="not a readable archive"):
+        plumbing.extract_archive(tmp_path / "a.tgz", tmp_path / "out")
+
+
+def test_atomic_output_leaves_nothing_when_writing_fails(tmp_path):
+    with pytest.raises(RuntimeError):
+        with plumbing.atomic_output(tmp_path / "plot.png") as temporary:
+            temporary.write_bytes(b"half")
+            raise RuntimeError("crash while writing")
+    assert leftovers(tmp_path) == []
+    with plumbing.atomic_output(tmp_path / "plot.png") as temporary:
+        temporary.write_bytes(b"whole")
+    assert leftovers(tmp_path) == ["plot.png"]
+
+
+def test_require_new_output_refuses_to_overwrite(tmp_path):
+    (tmp_path / "out.png").write_bytes(b"earlier result")
+    with pytest.raises(UserError, match="already exists"):
+        plumbing.require_new_output(tmp_path / "out.png")
+    plumbing.require_new_output(tmp_path / "out.png", overwrite=True)
+    plumbing.require_new_output(tmp_path / "new" / "deeper" / "out.png")
+
+
+def test_errors_are_reported_in_one_line(capsys):
+    def failing():
+        raise UserError("data/x.gz is truncated")
+    assert plumbing.run_reporting_errors(failing) == 1
+    assert plumbing.run_reporting_errors(lambda: 0) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith("error: data/x.gz is truncated")
