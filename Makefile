@@ -1,0 +1,36 @@
+# The two commands a newcomer needs:
+#   make run    install into .venv, then train LeNet-5 on MNIST (lenet_mnist.py; ARGS="--epochs 3")
+#   make test   install into .venv, then run the whole test suite
+# and, for maintainers:
+#   make acceptance   real-data checks against ../shared/data (SHARED_DATA=... elsewhere)
+#   make bench        benchmarks (bench/README.md)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED_DATA ?= $(abspath ../shared/data)
+ARGS ?=
+
+.PHONY: install run test acceptance bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: install
+	$(BIN)/python lenet_mnist.py $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+acceptance: install
+	SHARED_DATA=$(SHARED_DATA) $(BIN)/python -m pytest -q acceptance
+
+bench: install
+	$(BIN)/python bench/lenet_vs_keras.py --data-dir $(SHARED_DATA)/mnist $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache
