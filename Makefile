@@ -30,7 +30,9 @@ acceptance: install
 	SHARED_DATA=$(SHARED_DATA) $(BIN)/python -m pytest -q acceptance
 
 bench: install
-	$(BIN)/python bench/lenet_vs_keras.py --data-dir $(SHARED_DATA)/mnist $(ARGS)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python bench/lenet_vs_keras.py --data-dir $(SHARED_DATA)/mnist
+	$(BIN)/python bench/emotion_data_and_training.py --fer2013 $(SHARED_DATA)/fer2013/fer2013.csv.gz
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -280,11 +280,9 @@ def write_scalars(writer, step, values):
 
 
 def plot_history(history, path):
-    import matplotlib
-    matplotlib.use("Agg")  # files only: works without a display
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    plt = plumbing.pyplot()
     epochs = [entry["epoch"] for entry in history]
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
     loss_axes.plot(epochs, [e["train_loss"] for e in history], "o-",
@@ -302,9 +300,7 @@ def plot_history(history, path):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle("LeNet-5 on MNIST")
     figure.tight_layout()
-    with plumbing.atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
+    plumbing.save_figure(figure, path)
 
 
 # --------------------------------------------------------------------------------------------

@@ -271,12 +271,40 @@ def atomic_output(path):
     handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
                                          dir=path.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would hide results from others
     try:
         yield Path(temporary)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def numbered_if_taken(path):
+    """`path`, or `name-1.png`, `name-2.png`... if it exists: results never replace a file."""
+    path, number = Path(path), 1
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+        number += 1
+    return candidate
+
+
+def pyplot():
+    """matplotlib.pyplot drawing into files only, so plots work without a display."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(figure, path, dpi=100):
+    """Write a matplotlib figure as PNG atomically, then free it."""
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=dpi)
+    pyplot().close(figure)
 
 
 def require_new_output(path, overwrite=False):

@@ -125,3 +125,48 @@ def closed_port_url():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}/nothing-here"
+
+
+def face_set(count, seed):
+    """Learnable 48x48 'faces': each of the 7 emotions is its own blob pattern, noisy."""
+    templates_rng = np.random.default_rng(4321)
+    templates = templates_rng.random((7, 6, 6)).repeat(8, axis=1).repeat(8, axis=2)
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 7, size=count)
+    faces = templates[labels] + rng.normal(0, 0.2, size=(count, 48, 48))
+    return (np.clip(faces, 0, 1) * 255).astype(np.uint8), labels
+
+
+def pixel_string(face):
+    return " ".join(map(str, face.reshape(-1)))
+
+
+def write_face_csv(path, faces, labels=None, usage=None, header=None, quote=False,
+                   newline="\n"):
+    """A face CSV: columns Emotion (when labels), Pixels, Usage (when usage)."""
+    names = header or ",".join((["Emotion"] if labels is not None else []) + ["Pixels"]
+                               + (["Usage"] if usage is not None else []))
+    rows = [names]
+    for i, face in enumerate(faces):
+        pixels = f'"{pixel_string(face)}"' if quote else pixel_string(face)
+        fields = ([str(labels[i])] if labels is not None else []) + [pixels]
+        rows.append(",".join(fields + ([usage[i]] if usage is not None else [])))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes((newline.join(rows) + newline).encode())
+    return path
+
+
+def write_book_layout(directory, train_count=200, test_count=60, test_labels=True, seed=0):
+    faces, labels = face_set(train_count, seed)
+    write_face_csv(directory / "train.csv", faces, labels)
+    faces, labels = face_set(test_count, seed + 1)
+    write_face_csv(directory / "test.csv", faces, labels if test_labels else None)
+    return directory
+
+
+def write_fer_layout(directory, counts=(120, 30, 20), seed=0):
+    faces, labels = face_set(sum(counts), seed)
+    usage = ["Training"] * counts[0] + ["PublicTest"] * counts[1] + ["PrivateTest"] * counts[2]
+    write_face_csv(directory / "fer2013.csv", faces, labels, usage,
+                   header="emotion,pixels,Usage")
+    return directory

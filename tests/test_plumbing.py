@@ -175,3 +175,19 @@ def test_errors_are_reported_in_one_line(capsys):
     assert plumbing.run_reporting_errors(lambda: 0) == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.rstrip().endswith("error: data/x.gz is truncated")
+
+
+def test_numbered_if_taken_never_returns_an_existing_file(tmp_path):
+    assert plumbing.numbered_if_taken(tmp_path / "a.png") == tmp_path / "a.png"
+    (tmp_path / "a.png").write_bytes(b"1")
+    (tmp_path / "a-1.png").write_bytes(b"2")
+    assert plumbing.numbered_if_taken(tmp_path / "a.png") == tmp_path / "a-2.png"
+
+
+def test_saved_figures_are_readable_by_others(tmp_path):
+    plt = plumbing.pyplot()
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [1, 0])
+    plumbing.save_figure(figure, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "plot.png").stat().st_mode & 0o044  # not mkstemp's private 0600

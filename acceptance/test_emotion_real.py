@@ -1,0 +1,74 @@
+"""The emotion scripts on the real faces: the book's 1001 iterations, then the book's photo."""
+
+import gzip
+import re
+import shutil
+
+import pytest
+
+from conftest import PROJECT, run_script
+
+SEVEN_LINES = re.compile(r"^(anger|disgust|fear|happy|sad|surprise|neutral) = ([0-9.]+)%$",
+                         re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def trained(shared_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("emotion")
+    for name in ("train.csv", "test.csv"):
+        with gzip.open(shared_data / "emotion_detector" / f"{name}.gz", "rb") as source, \
+                open(root / name, "wb") as target:
+            shutil.copyfileobj(source, target)
+    result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", root, "--logs-dir",
+                        root / "logs", "--seed", "1")
+    print(result.stdout[-600:])
+    assert result.returncode == 0, result.stderr
+    assert "Train size: 3761" in result.stdout and "Test size: 1312" in result.stdout
+    return root
+
+
+def test_1001_iterations_beat_the_majority_class_clearly(trained):
+    result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", trained, "--logs-dir",
+                        trained / "logs", "--mode", "test")
+    print(result.stdout)
+    assert result.returncode == 0, result.stderr
+    accuracy = float(re.search(r"Test accuracy: (\d\.\d{4}) \((\d+)/1312\)",
+                               result.stdout).group(1))
+    assert accuracy >= 0.32  # majority class (happy) is 25.3%; the book measured 38%
+
+
+def test_the_books_photo_gives_seven_percentages(trained, shared_data, tmp_path):
+    result = run_script(PROJECT / "emotion_test.py", shared_data / "images" / "author_img.jpg",
+                        "--logs-dir", trained / "logs", "--figure", tmp_path / "author.png")
+    print(result.stdout)
+    assert result.returncode == 0, result.stderr
+    values = [float(value) for _, value in SEVEN_LINES.findall(result.stdout)]
+    assert len(values) == 7 and abs(sum(values) - 100) < 0.5
+    assert (tmp_path / "author.png").stat().st_size > 5000
+
+
+def test_the_books_own_meta_graph_restores_our_checkpoint(trained, shared_data, tmp_path):
+    logs = tmp_path / "book_logs"
+    logs.mkdir()
+    for suffix in (".index", ".data-00000-of-00001"):
+        shutil.copy(trained / "logs" / f"model.ckpt-1000{suffix}", logs)
+    book = shared_data / "book_reference" / "emotion_logs"
+    shutil.copy(book / "model.ckpt-1000.meta", logs)
+    shutil.copy(book / "checkpoint", logs)
+    result = run_script(PROJECT / "emotion_test.py", shared_data / "images" / "author_img.jpg",
+                        "--logs-dir", logs, "--evaluations", "1000", "--figure",
+                        tmp_path / "book.png")
+    print(result.stdout)
+    assert result.returncode == 0, result.stderr
+    values = [float(value) for _, value in SEVEN_LINES.findall(result.stdout)]
+    assert len(values) == 7 and abs(sum(values) - 100) < 1e-6
+
+
+def test_opencv_finds_the_astronauts_face_and_she_is_happy(trained, shared_data, tmp_path):
+    result = run_script(PROJECT / "emotion_test.py", shared_data / "images" / "astronaut.png",
+                        "--logs-dir", trained / "logs", "--figure", tmp_path / "astronaut.png")
+    print(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert "the face OpenCV found" in result.stdout
+    values = dict((name, float(value)) for name, value in SEVEN_LINES.findall(result.stdout))
+    assert max(values, key=values.get) == "happy"

@@ -1,0 +1,94 @@
+"""EmotionUtils.read_data against the book's pandas + np.fromstring parsing, and training speed.
+
+1. Parse time of Kaggle's fer2013.csv (35,887 rows): `read_data(force=True)` (cold: parse,
+   split, float conversion, cache write) against the book's way (pandas.read_csv, then one
+   np.fromstring per row, / 255, dropna, vstack), in one run, best of `--rounds` each.
+   Goal: 10x faster.
+2. Training images/second of emotion_cnn.py's graph at the book's batch size.
+
+    python bench/emotion_data_and_training.py --fer2013 ../shared/data/fer2013/fer2013.csv.gz
+(needs pandas for the book's way: pip install -r bench/requirements.txt)
+"""
+
+import argparse
+import gzip
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import EmotionUtils  # noqa: E402  (the project root is not a package)
+import emotion_cnn  # noqa: E402
+import plumbing  # noqa: E402
+
+
+def books_way(csv_path):
+    """What the book's EmotionUtils.read_data did with each CSV, on FER2013's columns."""
+    import pandas as pd
+
+    data_frame = pd.read_csv(csv_path)
+    data_frame["pixels"] = data_frame["pixels"].apply(lambda x: np.fromstring(x, sep=" ") / 255.0)
+    data_frame = data_frame.dropna()
+    return np.vstack(data_frame["pixels"]).reshape(-1, 48, 48, 1)
+
+
+def best_time(work, rounds):
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def training_images_per_second(data, steps, batch_size):
+    net = emotion_cnn.build_graph(seed=0)
+    with plumbing.new_session(net.graph) as session:
+        session.run(net.initializer)
+
+        def train(first, count):
+            for step in range(first, first + count):
+                images, labels = emotion_cnn.get_next_batch(data.train_images, data.train_labels,
+                                                            step, batch_size)
+                session.run(net.train_op, {net.input_dataset: images, net.input_labels: labels,
+                                           net.keep_prob: emotion_cnn.KEEP_PROB})
+        train(0, 10)
+        started = time.perf_counter()
+        train(10, steps)
+        return steps * batch_size / (time.perf_counter() - started)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--fer2013", required=True, help="fer2013.csv or fer2013.csv.gz")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=200, help="timed training steps")
+    parser.add_argument("--batch-size", type=int, default=emotion_cnn.BATCH_SIZE)
+    args = parser.parse_args(argv)
+    plumbing.configure_devices(cpu_only=True)
+    with tempfile.TemporaryDirectory() as folder:
+        csv_path = Path(folder) / "fer2013.csv"
+        opener = gzip.open if args.fer2013.endswith(".gz") else open
+        with opener(args.fer2013, "rb") as source, open(csv_path, "wb") as target:
+            shutil.copyfileobj(source, target)
+        ours = best_time(lambda: EmotionUtils.read_data(folder, force=True, verbose=False),
+                         args.rounds)
+        book = best_time(lambda: books_way(csv_path), args.rounds)
+        print(f"read_data (cold, with cache write): {ours:.2f} s")
+        print(f"book's pandas + np.fromstring:      {book:.2f} s")
+        print(f"speed-up: {book / ours:.1f}x")
+        cached = best_time(lambda: EmotionUtils.read_data(folder, verbose=False), args.rounds)
+        print(f"read_data from its .npz cache:      {cached:.2f} s")
+        data = EmotionUtils.read_data(folder, verbose=False)
+    rate = training_images_per_second(data, args.steps, args.batch_size)
+    print(f"training: {rate:,.0f} images/s (batch {args.batch_size}, CPU)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

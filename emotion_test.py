@@ -1,0 +1,207 @@
+"""Read the emotion on your own photo (the book's test_your_image.py).
+
+    python emotion_test.py author_img.jpg
+    python emotion_test.py me.png --logs-dir logs/EmotionDetector_logs --evaluations 1000
+
+Restores the newest checkpoint that emotion_cnn.py wrote (or one laid out like the book's) with
+`import_meta_graph`, feeds the face to `input:0` and prints `output:0` as the book's seven lines.
+What changed, and why:
+  * The book squeezed the photo into 48x48 with `np.resize`, which repeats or cuts pixel data
+    instead of scaling, and fed it unscaled 0..255 to a network trained on 0..1. Here the face
+    is found (OpenCV, when installed) or the centre square taken, really resized, and scaled as
+    in training.
+  * Any photo works: JPEG or PNG, RGB, RGBA, palette, grayscale, 16-bit, EXIF-rotated.
+  * A network trained by emotion_cnn.py is deterministic, so one pass gives the probabilities.
+    The book's own graph has dropout baked in; for such a graph `--evaluations N` counts N
+    random predictions, as the book did with 1000.
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import EmotionUtils
+import plumbing
+
+with plumbing.tensorflow_logging_quieted():
+    import tensorflow.compat.v1 as tf
+
+IMAGE_SIZE = EmotionUtils.IMAGE_SIZE
+LUMINANCE = np.array([0.299, 0.587, 0.114])  # the book's rgb2gray weights
+BATCH = 100
+
+# --------------------------------------------------------------------------------------------
+# The photo
+# --------------------------------------------------------------------------------------------
+
+
+def read_gray(path):
+    """Any photo as float grayscale 0..255, upright, with the book's luminance weights."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                values = np.asarray(image, dtype=np.float64)
+                high = 65535.0 if values.max() > 255 else 255.0
+                return values * (255.0 / high)
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                background = Image.new("RGBA", image.size, "white")
+                image = Image.alpha_composite(background, image.convert("RGBA"))
+            rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
+    except FileNotFoundError:
+        raise plumbing.UserError(f"{path} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise plumbing.UserError(f"{path} is not an image this script can read ({error})") \
+            from None
+    return rgb @ LUMINANCE
+
+
+def find_face(gray):
+    """(x, y, size) of a square around the largest face OpenCV finds, and what was used."""
+    height, width = gray.shape
+    side = min(height, width)
+    centre = ((width - side) // 2, (height - side) // 2, side)
+    try:
+        import cv2
+    except ImportError:
+        return centre, ("the centre square (no face detector: pip install "
+                        "'opencv-python-headless<5' to find faces)")
+    cascade = cv2.CascadeClassifier(
+        str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+    faces = cascade.detectMultiScale(np.clip(gray, 0, 255).astype(np.uint8), scaleFactor=1.1,
+                                     minNeighbors=5, minSize=(24, 24))
+    if len(faces) == 0:
+        return centre, "the centre square (OpenCV found no face)"
+    x, y, w, h = max(faces, key=lambda face: face[2] * face[3])
+    # A little margin, as the training faces show the whole head; kept inside the photo.
+    size = min(int(max(w, h) * 1.2), side)
+    left = int(np.clip(x + w / 2 - size / 2, 0, width - size))
+    top = int(np.clip(y + h / 2 - size / 2, 0, height - size))
+    return (left, top, size), f"the face OpenCV found at x={x}, y={y}, {w}x{h}"
+
+
+def face_input(gray):
+    """The network's input (1, 48, 48, 1) in 0..1, and a description of the crop."""
+    from PIL import Image
+
+    (left, top, size), description = find_face(gray)
+    square = gray[top:top + size, left:left + size].astype(np.float32)
+    small = Image.fromarray(square, mode="F").resize((IMAGE_SIZE, IMAGE_SIZE),
+                                                     Image.Resampling.LANCZOS)
+    face = np.clip(np.asarray(small), 0, 255) / 255.0
+    return face.reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1).astype(np.float32), description
+
+
+# --------------------------------------------------------------------------------------------
+# The trained network
+# --------------------------------------------------------------------------------------------
+
+def latest_checkpoint(logs_dir):
+    """The newest checkpoint prefix in `logs_dir`, also when its `checkpoint` file names paths
+    from another machine."""
+    logs_dir = Path(logs_dir)
+    latest = tf.train.latest_checkpoint(str(logs_dir))
+    if latest and not Path(latest + ".index").exists():
+        latest = str(logs_dir / Path(latest).name)
+    if latest is None or not Path(latest + ".index").exists():
+        raise plumbing.UserError(f"no checkpoint in {logs_dir}: train one with "
+                                 f"python emotion_cnn.py --logs-dir {logs_dir}")
+    if not Path(latest + ".meta").exists():
+        raise plumbing.UserError(f"{latest}.meta is missing: the graph cannot be rebuilt")
+    return latest
+
+
+def restore(session, checkpoint):
+    saver = tf.train.import_meta_graph(checkpoint + ".meta")
+    try:
+        saver.restore(session, checkpoint)
+    except (tf.errors.NotFoundError, tf.errors.DataLossError):
+        raise plumbing.UserError(f"{checkpoint} cannot be restored: its .data file is missing "
+                                 f"or damaged") from None
+    graph = session.graph
+    return graph.get_tensor_by_name("input:0"), graph.get_tensor_by_name("output:0")
+
+
+def probabilities(session, x, y_conv, image):
+    return session.run(y_conv, feed_dict={x: image})[0]
+
+
+def count_predictions(session, x, y_conv, image, evaluations):
+    """The book's tally: the winning label of each of `evaluations` random passes."""
+    tResult = EmotionUtils.testResult()
+    for start in range(0, evaluations, BATCH):
+        batch = np.repeat(image, min(BATCH, evaluations - start), axis=0)
+        for label in np.argmax(session.run(y_conv, feed_dict={x: batch}), axis=1):
+            tResult.evaluate(label)
+    return tResult
+
+
+def save_figure(face, fractions, title, path):
+    plt = plumbing.pyplot()
+    names = [EmotionUtils.emotion[i] for i in range(len(fractions))]
+    figure, (face_axes, bar_axes) = plt.subplots(1, 2, figsize=(8, 3.5),
+                                                 gridspec_kw={"width_ratios": [1, 1.6]})
+    face_axes.imshow(face.reshape(IMAGE_SIZE, IMAGE_SIZE), cmap="gray", vmin=0, vmax=1)
+    face_axes.set_title("network input (48x48)")
+    face_axes.axis("off")
+    bars = bar_axes.barh(names[::-1], [f * 100 for f in fractions][::-1], color="tab:blue")
+    bars[len(names) - 1 - int(np.argmax(fractions))].set_color("tab:orange")
+    bar_axes.set(xlim=(0, 100), xlabel="%", title=title)
+    figure.tight_layout()
+    plumbing.save_figure(figure, path)
+
+
+def run(args):
+    if args.evaluations is not None and args.evaluations < 1:
+        raise plumbing.UserError("--evaluations must be at least 1")
+    gray = read_gray(args.photo)
+    image, crop = face_input(gray)
+    checkpoint = latest_checkpoint(args.logs_dir)
+    plumbing.configure_devices(args.cpu)
+    print(f"photo: {args.photo} ({gray.shape[1]}x{gray.shape[0]}); face: {crop}")
+    print(f"model: {checkpoint}")
+    graph = tf.Graph()
+    with graph.as_default(), plumbing.new_session(graph) as sess:
+        x, y_conv = restore(sess, checkpoint)
+        first = probabilities(sess, x, y_conv, image)
+        random_graph = not np.allclose(first, probabilities(sess, x, y_conv, image))
+        if args.evaluations:
+            tResult = count_predictions(sess, x, y_conv, image, args.evaluations)
+            fractions = [count / args.evaluations for count in tResult.counts]
+            title = f"winner of {args.evaluations} random passes"
+            tResult.display_result(args.evaluations)
+        else:
+            fractions, title = first, "probability"
+            print(EmotionUtils.format_emotions(fractions))
+            if random_graph:
+                print("note: this model's answer changes from run to run (its graph has dropout "
+                      "built in, like the book's); --evaluations 1000 counts like the book")
+    figure = plumbing.numbered_if_taken(args.figure or f"{Path(args.photo).stem}_emotions.png")
+    save_figure(image, fractions, title, figure)
+    print(f"saved the figure to {figure}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Read the emotion on a photo with the emotion CNN's newest checkpoint.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("photo", help="a photo of one face: JPEG, PNG, ... any mode")
+    parser.add_argument("--logs-dir", "--logs_dir", default="logs/EmotionDetector_logs",
+                        help="where emotion_cnn.py saved its checkpoints")
+    parser.add_argument("--evaluations", type=int, default=None,
+                        help="count N random predictions, as the book (for graphs with dropout "
+                             "built in); default: one deterministic pass")
+    parser.add_argument("--figure", default=None,
+                        help="PNG of the input beside the probabilities "
+                             "(default: PHOTO_emotions.png, numbered if it exists)")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    args = parser.parse_args(argv)
+    return plumbing.run_reporting_errors(lambda: run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""emotion_cnn.py and emotion_test.py: the network, training, testing and photos of every kind."""
+
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import emotion_cnn
+import emotion_test
+import plumbing
+from conftest import PROJECT, face_set, run_script, write_book_layout
+
+SEVEN_LINES = re.compile(r"^(anger|disgust|fear|happy|sad|surprise|neutral) = ([0-9.]+)%$",
+                         re.MULTILINE)
+
+
+# --------------------------------------------------------------------------------------------
+# The network
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def net_and_session():
+    net = emotion_cnn.build_graph(seed=1)
+    with plumbing.new_session(net.graph) as session:
+        session.run(net.initializer)
+        yield net, session
+
+
+def test_parameter_count_and_the_books_names(net_and_session):
+    net, _ = net_and_session
+    assert emotion_cnn.count_parameters(net) == 2_380_679
+    names = {v.op.name: v.get_shape().as_list() for v in net.graph.get_collection("variables")}
+    assert names["W_conv1"] == [5, 5, 1, 32] and names["W_fc1"] == [9216, 256]
+    assert names["Variable"] == [] and "W_conv1/Adam" in names and "beta1_power" in names
+    assert net.graph.get_tensor_by_name("input:0").get_shape().as_list() == [None, 48, 48, 1]
+    assert net.graph.get_tensor_by_name("output:0").get_shape().as_list() == [None, 7]
+
+
+def test_inference_is_deterministic_and_training_is_not(net_and_session):
+    net, session = net_and_session
+    faces = np.random.default_rng(0).random((8, 48, 48, 1), dtype=np.float32)
+    first = session.run(net.output_pred, {net.input_dataset: faces})
+    np.testing.assert_array_equal(first, session.run(net.output_pred, {net.input_dataset: faces}))
+    np.testing.assert_allclose(first.sum(axis=1), 1, rtol=1e-5)
+    dropped = session.run(net.output_pred, {net.input_dataset: faces, net.keep_prob: 0.5})
+    assert not np.allclose(first, dropped)
+
+
+def test_validation_loss_leaves_out_the_l2_term(net_and_session):
+    net, session = net_and_session
+    faces = np.random.default_rng(1).random((8, 48, 48, 1), dtype=np.float32)
+    labels = np.eye(7, dtype=np.float32)[np.arange(8) % 7]
+    loss, _ = emotion_cnn.evaluate(session, net, faces, labels)
+    with_l2 = session.run(net.loss_val, {net.input_dataset: faces, net.input_labels: labels})
+    assert with_l2 > loss + 1e-3
+
+
+def test_books_batches_cover_the_training_set():
+    images, labels = np.arange(1000), np.arange(1000)
+    seen = set()
+    for step in range(8):
+        batch, _ = emotion_cnn.get_next_batch(images, labels, step)
+        assert len(batch) == 128
+        seen.update(batch.tolist())
+    assert len(seen) == 1000
+
+
+def test_confusion_matrix_counts_true_against_predicted():
+    labels = np.eye(7)[[0, 0, 3, 3, 3]]
+    matrix = emotion_cnn.confusion_matrix(np.array([0, 3, 3, 3, 1]), labels)
+    assert matrix[0, 0] == 1 and matrix[0, 3] == 1 and matrix[3, 3] == 2 and matrix[3, 1] == 1
+    assert matrix.sum() == 5
+
+
+# --------------------------------------------------------------------------------------------
+# Training and testing, as subprocesses
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A dry-run checkpoint on generated book-layout data, made once for the tests below."""
+    root = tmp_path_factory.mktemp("emotion")
+    data = write_book_layout(root / "data", train_count=300, test_count=70)
+    result = run_script(PROJECT / "emotion_cnn.py", "--data_dir", data, "--logs_dir",
+                        root / "logs", "--dry-run", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    return root, result
+
+
+def test_dry_run_prints_the_books_lines_and_saves_a_checkpoint(trained):
+    root, result = trained
+    for line in ("Train size: 270", "Validation size: 30", "Test size: 70",
+                 "emotion CNN: 2,380,679 parameters"):
+        assert line in result.stdout
+    assert re.search(r"^Training Loss: \d+\.\d{6}$", result.stdout, re.MULTILINE)
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ Validation Loss: \d+\.\d{6}  "
+                     r"Validation Accuracy: \d\.\d{4}$", result.stdout, re.MULTILINE)
+    assert (root / "logs" / "model.ckpt-2.index").exists()
+    assert list((root / "logs").glob("events.out.tfevents.*"))
+
+
+def test_mode_test_reports_accuracy_and_a_confusion_matrix(trained):
+    root, _ = trained
+    result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", root / "data", "--logs-dir",
+                        root / "logs", "--mode", "test")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^Test accuracy: \d\.\d{4} \(\d+/70\)", result.stdout, re.MULTILINE)
+    rows = [line for line in result.stdout.splitlines() if re.match(r"^ +(anger|neutral) +\d", line)]
+    assert len(rows) == 2
+    assert (root / "logs" / "confusion_matrix-model.ckpt-2.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_mode_test_without_a_checkpoint_is_one_clear_line(tmp_path):
+    data = write_book_layout(tmp_path / "data", train_count=40, test_count=10)
+    result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", data, "--logs-dir",
+                        tmp_path / "none", "--mode", "test")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no checkpoint in" in result.stderr
+
+
+def test_training_learns_and_a_rerun_resumes(tmp_path):
+    data = write_book_layout(tmp_path / "data", train_count=400, test_count=100, seed=3)
+    common = ("--data-dir", data, "--logs-dir", tmp_path / "logs", "--batch-size", "32",
+              "--seed", "2")
+    first = run_script(PROJECT / "emotion_cnn.py", *common, "--iterations", "101")
+    assert first.returncode == 0, first.stderr
+    second = run_script(PROJECT / "emotion_cnn.py", *common, "--iterations", "201")
+    assert "Model Restored!" in second.stdout
+    losses = re.findall(r"^Training Loss", second.stdout, re.MULTILINE)
+    assert len(losses) == 10  # steps 101..200 only: nothing trained twice
+    tested = run_script(PROJECT / "emotion_cnn.py", "--data-dir", data, "--logs-dir",
+                        tmp_path / "logs", "--mode", "test")
+    accuracy = float(re.search(r"Test accuracy: (\d\.\d{4})", tested.stdout).group(1))
+    assert accuracy > 0.5, tested.stdout  # chance is 1/7
+
+
+# --------------------------------------------------------------------------------------------
+# Photos of every kind
+# --------------------------------------------------------------------------------------------
+
+def photo(mode):
+    """A 60x40 photo in `mode`: a bright face-ish square on a dark background."""
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[5:35, 15:45] = (220, 180, 150)
+    image = Image.fromarray(rgb)
+    if mode == "I;16":
+        return Image.fromarray((np.asarray(image.convert("L")).astype(np.uint16) * 257))
+    return image.convert(mode)
+
+
+@pytest.mark.parametrize("mode, suffix", [("RGB", ".jpg"), ("RGBA", ".png"), ("L", ".png"),
+                                          ("P", ".png"), ("LA", ".png"), ("I;16", ".png"),
+                                          ("CMYK", ".jpg"), ("1", ".png")])
+def test_every_image_mode_becomes_a_48x48_face_in_0_to_1(tmp_path, mode, suffix):
+    path = tmp_path / f"face{suffix}"
+    photo(mode).save(path)
+    gray = emotion_test.read_gray(path)
+    assert gray.shape == (40, 60) and gray.max() <= 255.0 + 1e-6
+    assert gray[20, 30] > gray[2, 2] + 100 or mode == "1"
+    face, _ = emotion_test.face_input(gray)
+    assert face.shape == (1, 48, 48, 1) and face.dtype == np.float32
+    assert 0.0 <= face.min() and face.max() <= 1.0
+
+
+def test_luminance_uses_the_books_weights(tmp_path):
+    Image.fromarray(np.full((4, 4, 3), (200, 100, 50), np.uint8)).save(tmp_path / "c.png")
+    gray = emotion_test.read_gray(tmp_path / "c.png")
+    assert gray[0, 0] == pytest.approx(0.299 * 200 + 0.587 * 100 + 0.114 * 50)
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    photo("RGB").save(tmp_path / "rotated.jpg", exif=exif)
+    assert emotion_test.read_gray(tmp_path / "rotated.jpg").shape == (60, 40)
+
+
+def test_sixteen_bit_is_scaled_not_clipped(tmp_path):
+    photo("I;16").save(tmp_path / "deep.png")
+    gray = emotion_test.read_gray(tmp_path / "deep.png")
+    assert 150 < gray.max() <= 255
+
+
+def test_the_face_is_resized_not_np_resized():
+    gray = np.tile(np.linspace(0, 255, 96), (96, 1))  # a left-to-right ramp
+    face, crop = emotion_test.face_input(gray)
+    row = face[0, 24, :, 0]
+    assert np.all(np.diff(row) > 0)  # still one ramp; np.resize would repeat or cut it
+    assert "square" in crop or "face" in crop
+
+
+@pytest.mark.parametrize("content, message", [(b"just text", "not an image"),
+                                               (None, "does not exist")])
+def test_a_file_that_is_not_a_photo_is_one_line(tmp_path, capsys, trained, content, message):
+    root, _ = trained
+    path = tmp_path / "notes.jpg"
+    if content is not None:
+        path.write_bytes(content)
+    assert emotion_test.main([str(path), "--logs-dir", str(root / "logs")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_emotion_test_prints_seven_lines_and_a_figure(tmp_path, trained):
+    root, _ = trained
+    photo("RGBA").save(tmp_path / "me.png")
+    result = run_script(PROJECT / "emotion_test.py", tmp_path / "me.png", "--logs-dir",
+                        root / "logs", "--figure", tmp_path / "fig.png")
+    assert result.returncode == 0, result.stderr
+    lines = SEVEN_LINES.findall(result.stdout)
+    assert [name for name, _ in lines] == ["anger", "disgust", "fear", "happy", "sad",
+                                           "surprise", "neutral"]
+    assert abs(sum(float(value) for _, value in lines) - 100) < 0.5
+    assert "note:" not in result.stdout  # our checkpoints are deterministic
+    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+    again = run_script(PROJECT / "emotion_test.py", tmp_path / "me.png", "--logs-dir",
+                       root / "logs", "--figure", tmp_path / "fig.png")
+    assert (tmp_path / "fig-1.png").exists()  # an earlier figure is never replaced
+    assert again.stdout.split("model:")[1].count("%") == 7
+
+
+def save_book_style_graph(directory):
+    """A checkpoint laid out like the book's: `input`, `output`, dropout fixed inside."""
+    import tensorflow.compat.v1 as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(0)
+        x = tf.placeholder(tf.float32, [None, 48, 48, 1], name="input")
+        hidden = tf.nn.dropout(tf.reshape(x, [-1, 2304]), rate=0.5)
+        weights = tf.Variable(tf.random_normal([2304, 7], stddev=0.05), name="W_fc2")
+        tf.nn.softmax(tf.matmul(hidden, weights), name="output")
+        saver = tf.train.Saver()
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            saver.save(session, str(directory / "model.ckpt"), global_step=1000)
+
+
+def test_a_book_style_graph_with_baked_dropout(tmp_path, capsys):
+    save_book_style_graph(tmp_path / "logs")
+    photo("RGB").save(tmp_path / "me.jpg")
+    common = [str(tmp_path / "me.jpg"), "--logs-dir", str(tmp_path / "logs"),
+              "--figure", str(tmp_path / "f.png")]
+    assert emotion_test.main(common) == 0
+    assert "answer changes from run to run" in capsys.readouterr().out
+    assert emotion_test.main(common + ["--evaluations", "250"]) == 0
+    counted = SEVEN_LINES.findall(capsys.readouterr().out)
+    values = [float(value) for _, value in counted]
+    assert len(values) == 7 and abs(sum(values) - 100) < 1e-6
+    assert all(abs(v * 2.5 - round(v * 2.5)) < 1e-6 for v in values)  # counts out of 250
+
+
+def test_a_checkpoint_without_its_data_file_is_one_line(tmp_path, capsys):
+    save_book_style_graph(tmp_path / "logs")
+    for data in (tmp_path / "logs").glob("*.data-*"):
+        data.unlink()
+    photo("RGB").save(tmp_path / "me.jpg")
+    assert emotion_test.main([str(tmp_path / "me.jpg"), "--logs-dir",
+                              str(tmp_path / "logs")]) == 1
+    assert ".data file is missing" in capsys.readouterr().err
+
+
+def test_without_opencv_the_centre_square_is_used(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
+    (left, top, size), description = emotion_test.find_face(np.zeros((40, 60)))
+    assert (left, top, size) == (10, 0, 40)
+    assert "no face detector" in description

@@ -1,0 +1,176 @@
+"""EmotionUtils: both CSV layouts, the book's split, the safe cache, malformed rows."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import EmotionUtils
+from conftest import (face_set, pixel_string, write_book_layout, write_face_csv,
+                      write_fer_layout)
+from plumbing import UserError
+
+
+def test_book_layout_shapes_and_split(tmp_path):
+    data = EmotionUtils.read_data(write_book_layout(tmp_path), verbose=False)
+    train_images, train_labels, valid_images, valid_labels, test_images = data
+    assert train_images.shape == (180, 48, 48, 1) and valid_images.shape == (20, 48, 48, 1)
+    assert train_labels.shape == (180, 7) and valid_labels.shape == (20, 7)
+    assert test_images.shape == (60, 48, 48, 1) and data.test_labels.shape == (60, 7)
+    assert train_images.dtype == np.float32 and 0 <= train_images.min() <= train_images.max() <= 1
+    assert np.all(train_labels.sum(axis=1) == 1)
+    assert data[4] is data.test_images and len(data) == 5  # the book indexes images[0..4]
+
+
+def test_split_is_the_books_seed_0_permutation(tmp_path):
+    write_book_layout(tmp_path)
+    faces, labels = face_set(200, 0)
+    data = EmotionUtils.read_data(tmp_path, verbose=False)
+    order = np.random.RandomState(0).permutation(200)
+    np.testing.assert_array_equal(np.argmax(data.valid_labels, 1), labels[order[:20]])
+    np.testing.assert_allclose(data.train_images[0, :, :, 0], faces[order[20]] / 255.0, atol=1e-6)
+    again = EmotionUtils.read_data(tmp_path, force=True, verbose=False)
+    np.testing.assert_array_equal(again.train_images, data.train_images)
+
+
+def test_book_test_csv_without_labels(tmp_path):
+    write_book_layout(tmp_path, test_labels=False)
+    data = EmotionUtils.read_data(tmp_path, verbose=False)
+    assert data.test_labels is None and data.test_images.shape == (60, 48, 48, 1)
+
+
+def test_fer2013_layout_uses_training_and_public_test(tmp_path):
+    write_fer_layout(tmp_path, counts=(120, 30, 20))
+    data = EmotionUtils.read_data(tmp_path, verbose=False)
+    assert len(data.train_images) + len(data.valid_images) == 120
+    assert len(data.valid_images) == 12
+    assert data.test_images.shape == (30, 48, 48, 1)
+    faces, labels = face_set(170, 0)
+    np.testing.assert_array_equal(np.argmax(data.test_labels, 1), labels[120:150])
+
+
+def test_header_spelling_quotes_and_crlf_are_accepted(tmp_path):
+    faces, labels = face_set(30, 3)
+    write_face_csv(tmp_path / "fer2013.csv", faces, labels, ["Training"] * 30,
+                   header=' emotion , "pixels" , Usage', quote=True, newline="\r\n")
+    table = EmotionUtils.read_face_csv(tmp_path / "fer2013.csv")
+    np.testing.assert_array_equal(table.pixels, faces)
+    np.testing.assert_array_equal(table.labels, labels)
+    assert table.usage == ["Training"] * 30
+
+
+def test_malformed_rows_are_skipped_with_their_line_numbers(tmp_path):
+    faces, labels = face_set(6, 5)
+    good = [f"{labels[i]},{pixel_string(faces[i])}" for i in range(6)]
+    bad = ["9," + pixel_string(faces[0]),                          # line 3: label
+           "1," + pixel_string(faces[0]).rsplit(" ", 1)[0],        # line 5: 2303 pixels
+           "2," + pixel_string(faces[0]).replace("0", "x", 1),     # line 7: not a number
+           "3," + pixel_string(faces[0]) + ",extra",               # line 9: columns
+           "4," + pixel_string(faces[0]).replace(" ", " 300 ", 1)[:-4]]  # line 11: > 255
+    lines = ["Emotion,Pixels"]
+    for i in range(5):
+        lines += [good[i], bad[i]]
+    lines += [good[5], ""]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    warnings = []
+    table = EmotionUtils.read_face_csv(tmp_path / "train.csv", warnings.append)
+    np.testing.assert_array_equal(table.labels, labels)
+    np.testing.assert_array_equal(table.pixels, faces)
+    assert [w.split(" line ")[1].split(":")[0] for w in warnings] == ["3", "5", "7", "9", "11"]
+    assert "emotion '9' is not a label 0..6" in warnings[0]
+    assert "2303 pixel values instead of 2304" in warnings[1]
+    assert "not a whole number" in warnings[2]
+    assert "3 columns instead of 2" in warnings[3]
+    assert "outside 0..255" in warnings[4]
+
+
+def test_a_file_without_usable_rows_or_pixels_is_an_error(tmp_path):
+    (tmp_path / "train.csv").write_text("Emotion,Pixels\n1,2 3\n")
+    with pytest.raises(UserError, match="no usable rows"):
+        EmotionUtils.read_face_csv(tmp_path / "train.csv", lambda message: None)
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(UserError, match="no Pixels column"):
+        EmotionUtils.read_face_csv(tmp_path / "other.csv")
+
+
+def test_missing_data_names_what_to_put_where(tmp_path):
+    with pytest.raises(UserError, match="train.csv and test.csv"):
+        EmotionUtils.read_data(tmp_path)
+    write_book_layout(tmp_path)
+    os.remove(tmp_path / "test.csv")
+    with pytest.raises(UserError, match="test.csv is missing"):
+        EmotionUtils.read_data(tmp_path)
+
+
+def test_the_cache_is_reused_and_rebuilt_when_a_csv_changes(tmp_path, monkeypatch):
+    write_book_layout(tmp_path)
+    first = EmotionUtils.read_data(tmp_path, verbose=False)
+    assert (tmp_path / EmotionUtils.CACHE_NAME).exists()
+    real_reader = EmotionUtils.read_face_csv
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("the CSV was parsed although the cache is fresh")
+    monkeypatch.setattr(EmotionUtils, "read_face_csv", no_parsing)
+    cached = EmotionUtils.read_data(tmp_path, verbose=False)
+    np.testing.assert_array_equal(cached.train_images, first.train_images)
+
+    monkeypatch.setattr(EmotionUtils, "read_face_csv", real_reader)
+    faces, labels = face_set(100, 9)
+    write_face_csv(tmp_path / "train.csv", faces, labels)
+    rebuilt = EmotionUtils.read_data(tmp_path, verbose=False)
+    assert len(rebuilt.train_images) == 90
+
+
+class Planted:
+    """Unpickling this creates a marker file: proof that a pickle was loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_planted_pickle_is_never_loaded(tmp_path):
+    write_book_layout(tmp_path)
+    marker = tmp_path / "pickle-was-loaded"
+    for name in (EmotionUtils.CACHE_NAME, "EmotionDetectorData.pickle"):
+        with open(tmp_path / name, "wb") as stream:
+            pickle.dump({"train_images": Planted(str(marker))}, stream)
+    data = EmotionUtils.read_data(tmp_path, verbose=False)
+    assert not marker.exists()
+    assert data.train_images.shape == (180, 48, 48, 1)
+    with np.load(tmp_path / EmotionUtils.CACHE_NAME, allow_pickle=False) as cache:
+        assert "train_pixels" in cache.files  # replaced by a real cache
+
+
+def test_a_cache_that_cannot_be_written_only_warns(tmp_path, capsys):
+    write_book_layout(tmp_path)
+    (tmp_path / EmotionUtils.CACHE_NAME).mkdir()  # unwritable for any user, root included
+    data = EmotionUtils.read_data(tmp_path, verbose=False)
+    assert len(data.train_images) == 180
+    assert "could not write the cache" in capsys.readouterr().err
+
+
+def test_book_lines_and_test_result(capsys):
+    assert EmotionUtils.format_emotions([0.001, 0, 0.02, 0.9, 0.05, 0.026, 0.003]).splitlines() \
+        == ["anger = 0.1%", "disgust = 0.0%", "fear = 2.0%", "happy = 90.0%", "sad = 5.0%",
+            "surprise = 2.6%", "neutral = 0.3%"]
+    tResult = EmotionUtils.testResult()
+    for label in [3, 3, 3, 4]:
+        tResult.evaluate(label)
+    assert tResult.happy == 3 and tResult.sad == 1 and tResult.anger == 0
+    tResult.display_result(4)
+    out = capsys.readouterr().out.splitlines()
+    assert out[3] == "happy = 75.0%" and out[4] == "sad = 25.0%" and len(out) == 7
+
+
+def test_show_data_prints_the_books_shapes_and_saves_the_first_image(tmp_path, capsys):
+    write_book_layout(tmp_path / "data")
+    assert EmotionUtils.main(["--data_dir", str(tmp_path / "data"),
+                              "--save", str(tmp_path / "first.png")]) == 0
+    out = capsys.readouterr().out
+    assert "train images shape =  (180, 48, 48, 1)" in out
+    assert "image_0 shape =  (48, 48, 1)" in out and "label set =  [" in out
+    assert (tmp_path / "first.png").read_bytes()[:4] == b"\x89PNG"
