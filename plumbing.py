@@ -203,8 +203,9 @@ def _stream_into(url, remote, sink, quiet):
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
             announced = response.headers.get("Content-Length")
             expected = remote.size or (int(announced) if announced else None)
+            unit, scale = (" MB", 1e6) if (expected or 0) >= 1e6 else (" kB", 1e3)
             progress = None if quiet else Progress(expected, f"downloading {remote.name}",
-                                                   unit=" MB", scale=1e6)
+                                                   unit=unit, scale=scale)
             received = 0
             for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
                 sink.write(chunk)

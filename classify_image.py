@@ -1,0 +1,235 @@
+"""Simple image classification with Inception-v3 (TensorFlow's classify_image.py tutorial).
+
+    python classify_image.py                          # downloads the model, classifies the panda
+    python classify_image.py --image_file cat.jpg dog.png
+
+Loads the 2015 frozen graph `classify_image_graph_def.pb` and prints the top predictions of each
+image exactly as the tutorial did:
+
+    giant panda, panda, panda bear, coon bear, Ailuropoda melanoleuca (score = 0.88493)
+
+What changed, and why:
+  * It runs on TensorFlow 2 (tf.compat.v1), checks the tarball's size before using it, and
+    extracts it safely (no member may land outside --model_dir).
+  * The graph is loaded once and every image is fed through it; the tutorial rebuilt it per run.
+  * The graph can only decode JPEG, so PNG, GIF, BMP, WebP, CMYK or EXIF-rotated photos are
+    converted to an upright RGB JPEG first. A file that is not an image is reported by name and
+    the other images still run.
+  * The label files are parsed without the tutorial's fixed slicing, which broke on CRLF line
+    ends, blank lines or a missing final newline; an id with no label prints `unknown (id N)`.
+  * `--bottleneck DIR` saves each image's 2048 `pool_3` features, for transfer learning.
+"""
+
+import argparse
+import io
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import plumbing
+
+with plumbing.tensorflow_logging_quieted():
+    import tensorflow.compat.v1 as tf
+
+DATA_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
+INCEPTION_TARBALL = plumbing.RemoteFile("inception-2015-12-05.tgz", (DATA_URL,), size=88931400)
+GRAPH_FILE = "classify_image_graph_def.pb"
+LABEL_MAP_FILE = "imagenet_2012_challenge_label_map_proto.pbtxt"
+SYNSET_FILE = "imagenet_synset_to_human_label_map.txt"
+DEPRECATED_OP = "BatchNormWithGlobalNormalization"
+
+# --------------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------------
+
+ENTRY = re.compile(r"entry\s*\{([^}]*)\}")
+TARGET_CLASS = re.compile(r"target_class\s*:\s*(\d+)")
+TARGET_CLASS_STRING = re.compile(r"target_class_string\s*:\s*\"([^\"]*)\"")
+
+
+def read_text(path):
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise plumbing.UserError(f"cannot read {path}: {error.strerror}") from None
+
+
+class NodeLookup:
+    """Converts integer node IDs to human readable labels."""
+
+    def __init__(self, label_lookup_path, uid_lookup_path):
+        self.node_lookup = self.load(label_lookup_path, uid_lookup_path)
+
+    @staticmethod
+    def load(label_lookup_path, uid_lookup_path):
+        """{softmax node id: 'comma, separated, names'} from the two label files."""
+        uid_to_human = {}
+        for line in read_text(uid_lookup_path).splitlines():
+            uid, _, human = line.strip().partition("\t")
+            if not human:  # a file whose tab became spaces
+                uid, _, human = line.strip().partition(" ")
+            if uid:
+                uid_to_human[uid] = human.strip()
+        node_id_to_name = {}
+        for entry in ENTRY.findall(read_text(label_lookup_path)):
+            node_id, uid = TARGET_CLASS.search(entry), TARGET_CLASS_STRING.search(entry)
+            if node_id and uid and uid.group(1) in uid_to_human:
+                node_id_to_name[int(node_id.group(1))] = uid_to_human[uid.group(1)]
+        if not node_id_to_name:
+            raise plumbing.UserError(f"no labels could be read from {label_lookup_path} and "
+                                     f"{uid_lookup_path}")
+        return node_id_to_name
+
+    def id_to_string(self, node_id):
+        return self.node_lookup.get(int(node_id), f"unknown (id {node_id})")
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+
+def maybe_download_and_extract(model_dir):
+    """Make sure the frozen graph and label files are in `model_dir`."""
+    model_dir = Path(model_dir)
+    if all((model_dir / name).exists() for name in (GRAPH_FILE, LABEL_MAP_FILE, SYNSET_FILE)):
+        return
+    tarball = plumbing.fetch(INCEPTION_TARBALL, model_dir)
+    plumbing.extract_archive(tarball, model_dir)
+    for name in (GRAPH_FILE, LABEL_MAP_FILE, SYNSET_FILE):
+        if not (model_dir / name).exists():
+            raise plumbing.UserError(f"{tarball} has no {name}; it is not the Inception tarball")
+
+
+def create_graph(graph_path):
+    """Import the frozen GraphDef into a graph of its own."""
+    graph_def = tf.GraphDef()
+    try:
+        graph_def.ParseFromString(Path(graph_path).read_bytes())
+    except OSError as error:
+        raise plumbing.UserError(f"cannot read {graph_path}: {error.strerror}") from None
+    except Exception:  # protobuf's DecodeError, whose module differs between versions
+        raise plumbing.UserError(f"{graph_path} is not a TensorFlow GraphDef") from None
+    if any(node.op == DEPRECATED_OP for node in graph_def.node):
+        print(f"note: this 2015 graph uses {DEPRECATED_OP}, which TensorFlow deprecated in "
+              f"GraphDef version 9; the graph is version {graph_def.versions.producer}, so "
+              f"TensorFlow 2 still runs it (its warning is not repeated here)", file=sys.stderr)
+    graph = tf.Graph()
+    with graph.as_default(), plumbing.native_stderr_silenced():
+        try:
+            tf.import_graph_def(graph_def, name="")
+        except (ValueError, tf.errors.OpError) as error:
+            raise plumbing.UserError(f"{graph_path} cannot be loaded: "
+                                     f"{str(error).splitlines()[0]}") from None
+    for name in ("DecodeJpeg/contents:0", "softmax:0", "pool_3:0"):
+        try:
+            graph.get_tensor_by_name(name)
+        except KeyError:
+            raise plumbing.UserError(f"{graph_path} has no tensor {name}; it is not the "
+                                     f"Inception-v3 classify_image graph") from None
+    return graph
+
+
+# --------------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------------
+
+def jpeg_bytes(path):
+    """The image file as JPEG bytes that DecodeJpeg reads upright: the file itself when it
+    already is a plain RGB or grayscale JPEG, otherwise an RGB JPEG made from it."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            rotated = image.getexif().get(0x0112, 1) not in (0, 1)
+            if image.format == "JPEG" and image.mode in ("RGB", "L") and not rotated:
+                return data
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                background = Image.new("RGBA", image.size, "white")
+                image = Image.alpha_composite(background, image.convert("RGBA"))
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="JPEG", quality=95)
+            return buffer.getvalue()
+    except FileNotFoundError:
+        raise plumbing.UserError(f"{path} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise plumbing.UserError(f"{path} is not an image ({error})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Inference
+# --------------------------------------------------------------------------------------------
+
+def run_inference_on_image(sess, image_data):
+    """(1008 softmax scores, 2048 pool_3 features) of one JPEG."""
+    predictions, features = sess.run(["softmax:0", "pool_3:0"],
+                                     {"DecodeJpeg/contents:0": image_data})
+    return np.squeeze(predictions), np.reshape(features, -1)
+
+
+def top_predictions(predictions, node_lookup, count):
+    top_k = predictions.argsort()[-count:][::-1]
+    return ["%s (score = %.5f)" % (node_lookup.id_to_string(node_id), predictions[node_id])
+            for node_id in top_k]
+
+
+def classify(args):
+    if args.num_top_predictions < 1:
+        raise plumbing.UserError("--num_top_predictions must be at least 1")
+    model_dir = Path(args.model_dir)
+    maybe_download_and_extract(model_dir)
+    images = args.image_file or [str(model_dir / "cropped_panda.jpg")]
+    node_lookup = NodeLookup(model_dir / LABEL_MAP_FILE, model_dir / SYNSET_FILE)
+    plumbing.configure_devices(args.cpu)
+    graph = create_graph(model_dir / GRAPH_FILE)
+    if args.bottleneck:
+        Path(args.bottleneck).mkdir(parents=True, exist_ok=True)
+    failures = 0
+    with plumbing.new_session(graph) as sess:
+        for image in images:
+            try:
+                predictions, features = run_inference_on_image(sess, jpeg_bytes(image))
+            except plumbing.UserError as error:
+                print(f"classify_image.py: error: {error}", file=sys.stderr)
+                failures += 1
+                continue
+            except tf.errors.InvalidArgumentError as error:
+                print(f"classify_image.py: error: {image} could not be decoded "
+                      f"({error.message.splitlines()[0]})", file=sys.stderr)
+                failures += 1
+                continue
+            if len(images) > 1:
+                print(f"{image}:")
+            print("\n".join(top_predictions(predictions, node_lookup, args.num_top_predictions)))
+            if args.bottleneck:
+                target = plumbing.numbered_if_taken(Path(args.bottleneck) / f"{Path(image).stem}.npy")
+                np.save(target, features.astype(np.float32))
+                print(f"saved the {features.size} bottleneck features to {target}")
+    return 1 if failures else 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Classify images with the 2015 Inception-v3 frozen graph.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model_dir", "--model-dir", default="data/inception",
+                        help="where classify_image_graph_def.pb and the label files are, or "
+                             "where the tarball is downloaded and extracted")
+    parser.add_argument("--image_file", "--image-file", "--image", nargs="+", action="extend",
+                        metavar="IMAGE", default=[],
+                        help="images to classify (default: the tarball's cropped_panda.jpg)")
+    parser.add_argument("--num_top_predictions", "--num-top-predictions", type=int, default=5,
+                        help="display this many predictions")
+    parser.add_argument("--bottleneck", metavar="DIR", default=None,
+                        help="also save each image's 2048 pool_3 features as DIR/NAME.npy")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    args = parser.parse_args(argv)
+    return plumbing.run_reporting_errors(lambda: classify(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""Small files in exactly the format of the real downloads that cannot be had offline.
+
+See ../shared/FORMATS.md for the facts each generator follows.
+"""
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# --------------------------------------------------------------------------------------------
+# Inception-v3 tarball (FORMATS.md section 3)
+# --------------------------------------------------------------------------------------------
+
+SOFTMAX_WIDTH = 1008
+LABEL_MAP_HEADER = ("# -*- protobuffer -*-\n"
+                    "# LabelMap from ImageNet 2012 full data set UID to int32 target class.\n")
+
+
+def label_map_text(entries):
+    """The .pbtxt layout: two comment lines, then `entry { target_class: N ... }` blocks."""
+    blocks = [f'entry {{\n  target_class: {node_id}\n  target_class_string: "{uid}"\n}}\n'
+              for node_id, uid in entries]
+    return LABEL_MAP_HEADER + "".join(blocks)
+
+
+def synset_text(uid_to_human):
+    return "".join(f"{uid}\t{human}\n" for uid, human in sorted(uid_to_human.items()))
+
+
+def tiny_jpeg(colour=(120, 90, 60), size=(32, 32)):
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def inception_graph_def(channels=4, seed=0, favourites=None):
+    """The 2015 classify_image graph in miniature, NodeDef by NodeDef, producer version 8.
+
+    DecodeJpeg/contents (a Const holding a JPEG) -> DecodeJpeg -> Cast -> ExpandDims ->
+    ResizeBilinear(299) -> Sub(128) -> Mul(1/128) -> conv/Conv2D (3x3, stride 2, VALID) ->
+    conv/batchnorm (BatchNormWithGlobalNormalization) -> conv (Relu) -> pool_3 (AvgPool to
+    1x1) -> pool_3/_reshape [1, C] -> softmax/logits/MatMul -> softmax/logits -> softmax [1, 1008].
+    `favourites` maps a channel of pool_3 to a softmax id that it strongly votes for.
+    """
+    import tensorflow as tf
+    from tensorflow.core.framework import graph_pb2
+
+    rng = np.random.default_rng(seed)
+    graph_def = graph_pb2.GraphDef()
+    graph_def.versions.producer = 8
+
+    def const(name, value, dtype=None):
+        node = graph_def.node.add(name=name, op="Const")
+        tensor = tf.make_tensor_proto(value, dtype=dtype)
+        node.attr["value"].tensor.CopyFrom(tensor)
+        node.attr["dtype"].type = tensor.dtype
+        return name
+
+    def op(name, kind, inputs, **attrs):
+        node = graph_def.node.add(name=name, op=kind, input=list(inputs))
+        for key, value in attrs.items():
+            if isinstance(value, bool):
+                node.attr[key].b = value
+            elif isinstance(value, int):
+                node.attr[key].i = value
+            elif isinstance(value, float):
+                node.attr[key].f = value
+            elif isinstance(value, bytes):
+                node.attr[key].s = value
+            elif isinstance(value, list):
+                node.attr[key].list.i.extend(value)
+            else:  # a dtype
+                node.attr[key].type = value.as_datatype_enum
+        return name
+
+    float32 = tf.float32
+    const("DecodeJpeg/contents", tiny_jpeg(), tf.string)
+    op("DecodeJpeg", "DecodeJpeg", ["DecodeJpeg/contents"], channels=3, ratio=1,
+       fancy_upscaling=True, try_recover_truncated=False, acceptable_fraction=1.0,
+       dct_method=b"")
+    op("Cast", "Cast", ["DecodeJpeg"], SrcT=tf.uint8, DstT=float32)
+    const("ExpandDims/dim", np.int32(0))
+    op("ExpandDims", "ExpandDims", ["Cast", "ExpandDims/dim"], T=float32, Tdim=tf.int32)
+    const("ResizeBilinear/size", np.array([299, 299], np.int32))
+    op("ResizeBilinear", "ResizeBilinear", ["ExpandDims", "ResizeBilinear/size"], T=float32,
+       align_corners=False)
+    const("Sub/y", np.float32(128.0))
+    op("Sub", "Sub", ["ResizeBilinear", "Sub/y"], T=float32)
+    const("Mul/y", np.float32(1 / 128.0))
+    op("Mul", "Mul", ["Sub", "Mul/y"], T=float32)
+    weights = {
+        "conv/conv2d_params": rng.normal(0, 0.3, (3, 3, 3, channels)).astype(np.float32),
+        "conv/batchnorm/moving_mean": rng.normal(0, 0.1, channels).astype(np.float32),
+        "conv/batchnorm/moving_variance": rng.uniform(0.5, 1.5, channels).astype(np.float32),
+        "conv/batchnorm/beta": rng.normal(0.5, 0.1, channels).astype(np.float32),
+        "conv/batchnorm/gamma": rng.uniform(0.8, 1.2, channels).astype(np.float32),
+        "softmax/weights": rng.normal(0, 0.5, (channels, SOFTMAX_WIDTH)).astype(np.float32),
+        "softmax/biases": rng.normal(0, 0.1, SOFTMAX_WIDTH).astype(np.float32),
+    }
+    for channel, node_id in (favourites or {}).items():
+        weights["softmax/weights"][channel, node_id] += 12.0
+    for name, value in weights.items():
+        const(name, value)
+    op("conv/Conv2D", "Conv2D", ["Mul", "conv/conv2d_params"], T=float32, strides=[1, 2, 2, 1],
+       padding=b"VALID", use_cudnn_on_gpu=True, data_format=b"NHWC")
+    op("conv/batchnorm", "BatchNormWithGlobalNormalization",
+       ["conv/Conv2D", "conv/batchnorm/moving_mean", "conv/batchnorm/moving_variance",
+        "conv/batchnorm/beta", "conv/batchnorm/gamma"], T=float32, variance_epsilon=0.001,
+       scale_after_normalization=True)
+    op("conv", "Relu", ["conv/batchnorm"], T=float32)
+    op("pool_3", "AvgPool", ["conv"], T=float32, ksize=[1, 149, 149, 1], strides=[1, 1, 1, 1],
+       padding=b"VALID", data_format=b"NHWC")
+    const("pool_3/_reshape/shape", np.array([1, channels], np.int32))
+    op("pool_3/_reshape", "Reshape", ["pool_3", "pool_3/_reshape/shape"], T=float32,
+       Tshape=tf.int32)
+    op("softmax/logits/MatMul", "MatMul", ["pool_3/_reshape", "softmax/weights"], T=float32,
+       transpose_a=False, transpose_b=False)
+    op("softmax/logits", "BiasAdd", ["softmax/logits/MatMul", "softmax/biases"], T=float32,
+       data_format=b"NHWC")
+    op("softmax", "Softmax", ["softmax/logits"], T=float32)
+    return graph_def, weights
+
+
+def numpy_inception(weights, rgb):
+    """An independent forward pass of the stand-in for a *uniform* image of colour `rgb`: the
+    resize keeps it uniform, so every VALID conv output equals the centre one."""
+    x = (np.asarray(rgb, np.float64) - 128.0) / 128.0
+    conv = np.einsum("hwc,hwcd->d", np.broadcast_to(x, (3, 3, 3)), weights["conv/conv2d_params"])
+    mean, variance = weights["conv/batchnorm/moving_mean"], weights["conv/batchnorm/moving_variance"]
+    normalised = (conv - mean) / np.sqrt(variance + 0.001) * weights["conv/batchnorm/gamma"] \
+        + weights["conv/batchnorm/beta"]
+    pooled = np.maximum(normalised, 0)
+    logits = pooled @ weights["softmax/weights"] + weights["softmax/biases"]
+    scores = np.exp(logits - logits.max())
+    return scores / scores.sum(), pooled
+
+
+DEFAULT_LABELS = {449: ("n01440764", "tench, Tinca tinca"),
+                  450: ("n01443537", "goldfish, Carassius auratus"),
+                  169: ("n02510455", "giant panda, panda, panda bear, coon bear, "
+                                     "Ailuropoda melanoleuca"),
+                  1: ("n02119789", "kit fox, Vulpes macrotis")}
+
+
+def write_inception_files(directory, labels=None, graph_def=None, newline="\n",
+                          final_newline=True):
+    """The five members of the real tarball, in `directory`; returns the weights used."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    labels = labels or DEFAULT_LABELS
+    weights = None
+    if graph_def is None:
+        graph_def, weights = inception_graph_def(favourites={0: 169, 1: 449})
+    (directory / "classify_image_graph_def.pb").write_bytes(graph_def.SerializeToString())
+    label_map = label_map_text([(node_id, uid) for node_id, (uid, _) in labels.items()])
+    synsets = synset_text({uid: human for uid, human in labels.values()}
+                          | {"n00004475": "organism, being"})
+    for name, text in (("imagenet_2012_challenge_label_map_proto.pbtxt", label_map),
+                       ("imagenet_synset_to_human_label_map.txt", synsets)):
+        text = text.replace("\n", newline)
+        if not final_newline:
+            text = text.rstrip("\r\n")
+        (directory / name).write_bytes(text.encode())
+    (directory / "cropped_panda.jpg").write_bytes(tiny_jpeg((30, 30, 30)))
+    (directory / "LICENSE").write_text("Apache License 2.0 (stand-in)\n")
+    return weights
+
+
+def pack_inception_tarball(directory, tarball):
+    """The real tarball's layout: the five members at the top level of a .tgz."""
+    with tarfile.open(tarball, "w:gz") as bundle:
+        for path in sorted(Path(directory).iterdir()):
+            bundle.add(path, arcname=path.name)
+    return tarball

@@ -1,0 +1,204 @@
+"""classify_image.py on a stand-in of the 2015 Inception graph and tarball."""
+
+import hashlib
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import classify_image
+import plumbing
+from conftest import PROJECT, run_script
+from tests.standins import (DEFAULT_LABELS, inception_graph_def, numpy_inception,
+                            pack_inception_tarball, tiny_jpeg, write_inception_files)
+
+LINE = re.compile(r"^(.+) \(score = (\d\.\d{5})\)$", re.MULTILINE)
+PANDA = DEFAULT_LABELS[169][1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("inception")
+    write_inception_files(directory)
+    return directory
+
+
+def classify(*args):
+    return run_script(PROJECT / "classify_image.py", *args)
+
+
+def test_labels_are_read_in_the_tutorials_layout(model_dir):
+    lookup = classify_image.NodeLookup(model_dir / classify_image.LABEL_MAP_FILE,
+                                       model_dir / classify_image.SYNSET_FILE)
+    assert lookup.id_to_string(449) == "tench, Tinca tinca"
+    assert lookup.id_to_string(169) == PANDA
+    assert lookup.id_to_string(0) == "unknown (id 0)"
+    assert lookup.id_to_string(1005) == "unknown (id 1005)"
+
+
+@pytest.mark.parametrize("newline, final_newline", [("\r\n", True), ("\n", False),
+                                                    ("\r\n", False)])
+def test_labels_survive_crlf_and_a_missing_final_newline(tmp_path, newline, final_newline):
+    write_inception_files(tmp_path, newline=newline, final_newline=final_newline)
+    lookup = classify_image.NodeLookup(tmp_path / classify_image.LABEL_MAP_FILE,
+                                       tmp_path / classify_image.SYNSET_FILE)
+    assert lookup.id_to_string(449) == "tench, Tinca tinca"
+    assert lookup.id_to_string(1) == "kit fox, Vulpes macrotis"
+
+
+def test_labels_survive_blank_lines(tmp_path):
+    write_inception_files(tmp_path)
+    for name in (classify_image.LABEL_MAP_FILE, classify_image.SYNSET_FILE):
+        path = tmp_path / name
+        path.write_text("\n\n" + path.read_text().replace("\n", "\n\n"))
+    lookup = classify_image.NodeLookup(tmp_path / classify_image.LABEL_MAP_FILE,
+                                       tmp_path / classify_image.SYNSET_FILE)
+    assert lookup.id_to_string(450) == "goldfish, Carassius auratus"
+
+
+def test_the_panda_is_classified_with_the_tutorials_lines(model_dir):
+    result = classify("--model_dir", model_dir)
+    assert result.returncode == 0, result.stderr
+    lines = LINE.findall(result.stdout)
+    assert len(lines) == 5 and result.stdout.count("\n") == 5
+    scores = [float(score) for _, score in lines]
+    assert scores == sorted(scores, reverse=True)
+    assert {PANDA, "tench, Tinca tinca"} & {name for name, _ in lines}
+    assert "BatchNormWithGlobalNormalization" in result.stderr  # explained once
+    assert result.stderr.count("BatchNormWithGlobalNormalization") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_forward_pass_matches_numpy(tmp_path):
+    graph_def, weights = inception_graph_def(channels=6, seed=3)
+    (tmp_path / "g.pb").write_bytes(graph_def.SerializeToString())
+    graph = classify_image.create_graph(tmp_path / "g.pb")
+    with plumbing.new_session(graph) as session:
+        for colour in [(200, 30, 60), (10, 240, 128), (128, 128, 128)]:
+            data = tiny_jpeg(colour, size=(64, 48))
+            decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[10, 10]
+            scores, features = classify_image.run_inference_on_image(session, data)
+            expected_scores, expected_features = numpy_inception(weights, decoded)
+            assert scores.shape == (1008,) and features.shape == (6,)
+            # float32 AvgPool sums 149x149 values: agreement to about 1e-4 relative
+            np.testing.assert_allclose(features, expected_features, rtol=2e-3, atol=1e-5)
+            np.testing.assert_allclose(scores, expected_scores, rtol=2e-3, atol=1e-7)
+            assert np.argmax(scores) == np.argmax(expected_scores)
+
+
+def image_of_kind(tmp_path, kind):
+    picture = Image.new("RGB", (40, 30), (200, 120, 40))
+    path = tmp_path / f"picture.{kind}"
+    if kind == "cmyk.jpg":
+        picture.convert("CMYK").save(path, format="JPEG")
+    elif kind == "gray.jpg":
+        picture.convert("L").save(path, format="JPEG")
+    elif kind == "rgba.png":
+        picture.convert("RGBA").save(path)
+    elif kind == "p.gif":
+        picture.convert("P").save(path)
+    elif kind == "rotated.jpg":
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        picture.save(path, exif=exif)
+    else:
+        picture.save(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["png", "gif", "bmp", "webp", "cmyk.jpg", "gray.jpg",
+                                  "rgba.png", "p.gif", "rotated.jpg", "jpg"])
+def test_every_image_kind_becomes_a_jpeg_the_graph_decodes(tmp_path, model_dir, kind):
+    path = image_of_kind(tmp_path, kind)
+    data = classify_image.jpeg_bytes(path)
+    with Image.open(io.BytesIO(data)) as decoded:
+        assert decoded.format == "JPEG" and decoded.mode in ("RGB", "L")
+        assert decoded.size == ((30, 40) if kind == "rotated.jpg" else (40, 30))
+    if kind in ("jpg", "gray.jpg"):
+        assert data == path.read_bytes()  # a plain JPEG goes in untouched, as in the tutorial
+
+
+def test_several_images_a_text_file_and_bottlenecks(tmp_path, model_dir):
+    png, gif = image_of_kind(tmp_path, "png"), image_of_kind(tmp_path, "webp")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    result = classify("--model_dir", model_dir, "--image_file", png, notes,
+                      "--image_file", gif, "--num_top_predictions", "3",
+                      "--bottleneck", tmp_path / "features")
+    assert result.returncode == 1  # one image failed; the others ran
+    assert f"{png}:" in result.stdout and f"{gif}:" in result.stdout
+    assert len(LINE.findall(result.stdout)) == 6
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "notes.txt is not an image" in errors[0]
+    saved = sorted(p.name for p in (tmp_path / "features").iterdir())
+    assert saved == ["picture-1.npy", "picture.npy"]
+    assert np.load(tmp_path / "features" / "picture.npy").shape == (4,)
+
+
+def test_the_books_image_flag_is_accepted(tmp_path, model_dir):
+    jpg = image_of_kind(tmp_path, "jpg")
+    result = classify(f"--model_dir={model_dir}", f"--image={jpg}")
+    assert result.returncode == 0 and len(LINE.findall(result.stdout)) == 5
+
+
+def serve_tarball(tmp_path, file_server, monkeypatch):
+    members = tmp_path / "members"
+    write_inception_files(members)
+    tarball = pack_inception_tarball(members, tmp_path / "inception.tgz")
+    file_server.files["/inception.tgz"] = tarball.read_bytes()
+    monkeypatch.setattr(classify_image, "INCEPTION_TARBALL", plumbing.RemoteFile(
+        "inception-2015-12-05.tgz", (file_server.url("/inception.tgz"),),
+        size=tarball.stat().st_size))
+    return tarball
+
+
+def test_download_check_and_extract_then_classify(tmp_path, file_server, monkeypatch, capsys):
+    serve_tarball(tmp_path, file_server, monkeypatch)
+    assert classify_image.main(["--model_dir", str(tmp_path / "model")]) == 0
+    assert len(LINE.findall(capsys.readouterr().out)) == 5
+    assert (tmp_path / "model" / "classify_image_graph_def.pb").exists()
+    assert classify_image.main(["--model_dir", str(tmp_path / "model")]) == 0
+    assert file_server.requests == ["/inception.tgz"]  # downloaded once
+
+
+def test_a_truncated_download_is_not_kept(tmp_path, file_server, monkeypatch, capsys):
+    serve_tarball(tmp_path, file_server, monkeypatch)
+    file_server.behaviour["/inception.tgz"] = "drop"
+    assert classify_image.main(["--model_dir", str(tmp_path / "model")]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "could not download inception-2015-12-05.tgz" in errors[0]
+    assert list((tmp_path / "model").iterdir()) == []
+
+
+def test_a_tarball_with_a_member_outside_the_folder_is_refused(tmp_path, capsys):
+    import tarfile
+    model = tmp_path / "model"
+    model.mkdir()
+    with tarfile.open(model / "inception-2015-12-05.tgz", "w:gz") as bundle:
+        evil = tarfile.TarInfo("../escaped.pb")
+        evil.size = 4
+        bundle.addfile(evil, io.BytesIO(b"boom"))
+    assert classify_image.main(["--model_dir", str(model)]) == 1
+    assert "unsafe member: ../escaped.pb" in capsys.readouterr().err
+    assert not (tmp_path / "escaped.pb").exists()
+
+
+def test_a_file_that_is_not_a_graph_is_one_line(tmp_path, capsys):
+    write_inception_files(tmp_path)
+    (tmp_path / "classify_image_graph_def.pb").write_bytes(b"\xff\xfe garbage")
+    assert classify_image.main(["--model_dir", str(tmp_path)]) == 1
+    assert "is not a TensorFlow GraphDef" in capsys.readouterr().err
+
+
+def test_a_truncated_tarball_on_disk_is_one_line(tmp_path, capsys):
+    members = tmp_path / "members"
+    write_inception_files(members)
+    tarball = pack_inception_tarball(members, tmp_path / "t.tgz").read_bytes()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "inception-2015-12-05.tgz").write_bytes(tarball[:len(tarball) // 2])
+    assert classify_image.main(["--model_dir", str(tmp_path / "model")]) == 1
+    assert "not a readable archive" in capsys.readouterr().err
+    assert hashlib.md5((tmp_path / "model" / "inception-2015-12-05.tgz").read_bytes()).digest() \
+        == hashlib.md5(tarball[:len(tarball) // 2]).digest()  # the user's file is untouched
