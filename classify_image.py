@@ -138,26 +138,19 @@ def create_graph(graph_path):
 def jpeg_bytes(path):
     """The image file as JPEG bytes that DecodeJpeg reads upright: the file itself when it
     already is a plain RGB or grayscale JPEG, otherwise an RGB JPEG made from it."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image
 
-    path = Path(path)
     try:
-        data = path.read_bytes()
+        data = Path(path).read_bytes()
         with Image.open(io.BytesIO(data)) as image:
             rotated = image.getexif().get(0x0112, 1) not in (0, 1)
             if image.format == "JPEG" and image.mode in ("RGB", "L") and not rotated:
                 return data
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                background = Image.new("RGBA", image.size, "white")
-                image = Image.alpha_composite(background, image.convert("RGBA"))
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="JPEG", quality=95)
-            return buffer.getvalue()
-    except FileNotFoundError:
-        raise plumbing.UserError(f"{path} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise plumbing.UserError(f"{path} is not an image ({error})") from None
+    except OSError:
+        pass  # not readable as an image: open_rgb says why, naming the file
+    buffer = io.BytesIO()
+    plumbing.open_rgb(path).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------------------------

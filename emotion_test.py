@@ -38,25 +38,7 @@ BATCH = 100
 
 def read_gray(path):
     """Any photo as float grayscale 0..255, upright, with the book's luminance weights."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                values = np.asarray(image, dtype=np.float64)
-                high = 65535.0 if values.max() > 255 else 255.0
-                return values * (255.0 / high)
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                background = Image.new("RGBA", image.size, "white")
-                image = Image.alpha_composite(background, image.convert("RGBA"))
-            rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
-    except FileNotFoundError:
-        raise plumbing.UserError(f"{path} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise plumbing.UserError(f"{path} is not an image this script can read ({error})") \
-            from None
-    return rgb @ LUMINANCE
+    return np.asarray(plumbing.open_rgb(path), dtype=np.float64) @ LUMINANCE
 
 
 def find_face(gray):

@@ -261,6 +261,38 @@ def extract_archive(archive, directory):
 
 
 # --------------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------------
+
+def open_rgb(path):
+    """Any image file as an upright 8-bit RGB PIL image.
+
+    EXIF rotation is applied, transparency is laid on white, 16-bit and float images are scaled
+    (not clipped) to 0..255, palette/CMYK/grayscale become RGB. A file that is missing or not an
+    image is a UserError naming it.
+    """
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                values = np.asarray(image, dtype=np.float64)
+                high = 65535.0 if values.max() > 255 else 255.0
+                image = Image.fromarray(np.clip(values * (255.0 / high), 0, 255).round()
+                                        .astype(np.uint8))
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                background = Image.new("RGBA", image.size, "white")
+                image = Image.alpha_composite(background, image.convert("RGBA"))
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        raise UserError(f"{path} is not an image ({error})") from None
+
+
+# --------------------------------------------------------------------------------------------
 # Output files
 # --------------------------------------------------------------------------------------------
 

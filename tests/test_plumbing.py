@@ -191,3 +191,33 @@ def test_saved_figures_are_readable_by_others(tmp_path):
     plumbing.save_figure(figure, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "plot.png").stat().st_mode & 0o044  # not mkstemp's private 0600
+
+
+def test_open_rgb_makes_every_mode_upright_8_bit_rgb(tmp_path):
+    import numpy as np
+    from PIL import Image
+    base = Image.new("RGB", (30, 20), (200, 100, 50))
+    cases = {"p.png": base.convert("P"), "l.png": base.convert("L"),
+             "cmyk.jpg": base.convert("CMYK"), "la.png": base.convert("LA"),
+             "deep.png": Image.fromarray(np.full((20, 30), 40000, np.uint16))}
+    clear = Image.new("RGBA", (30, 20), (0, 0, 0, 0))
+    cases["clear.png"] = clear
+    for name, image in cases.items():
+        image.save(tmp_path / name)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90 degrees counter-clockwise to view
+    base.save(tmp_path / "rotated.jpg", exif=exif)
+    for name in [*cases, "rotated.jpg"]:
+        image = plumbing.open_rgb(tmp_path / name)
+        assert image.mode == "RGB"
+        assert image.size == ((20, 30) if name == "rotated.jpg" else (30, 20)), name
+    assert plumbing.open_rgb(tmp_path / "clear.png").getpixel((0, 0)) == (255, 255, 255)
+    assert plumbing.open_rgb(tmp_path / "deep.png").getpixel((0, 0))[0] == round(40000 / 257)
+
+
+def test_open_rgb_names_a_file_that_is_not_an_image(tmp_path):
+    (tmp_path / "notes.png").write_text("hello")
+    with pytest.raises(UserError, match="notes.png is not an image"):
+        plumbing.open_rgb(tmp_path / "notes.png")
+    with pytest.raises(UserError, match="does not exist"):
+        plumbing.open_rgb(tmp_path / "missing.png")
