@@ -175,3 +175,130 @@ def pack_inception_tarball(directory, tarball):
         for path in sorted(Path(directory).iterdir()):
             bundle.add(path, arcname=path.name)
     return tarball
+
+
+# --------------------------------------------------------------------------------------------
+# bvlc_alexnet.npy and caffe_classes.py (FORMATS.md section 1)
+# --------------------------------------------------------------------------------------------
+
+ALEXNET_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+
+
+def alexnet_weights(widths=(4, 4, 6, 6, 4, 8, 8), classes=1000, seed=0, scale=0.1):
+    """{layer: (W, b)} float32 with AlexNet's topology and grouping at the given widths
+    (conv1..conv5, fc6, fc7); the real file's are (96, 256, 384, 384, 256, 4096, 4096)."""
+    c1, c2, c3, c4, c5, f6, f7 = widths
+    shapes = {"conv1": (11, 11, 3, c1), "conv2": (5, 5, c1 // 2, c2), "conv3": (3, 3, c2, c3),
+              "conv4": (3, 3, c3 // 2, c4), "conv5": (3, 3, c4 // 2, c5),
+              "fc6": (6 * 6 * c5, f6), "fc7": (f6, f7), "fc8": (f7, classes)}
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for layer, shape in shapes.items():
+        fan_in = int(np.prod(shape[:-1]))
+        weights[layer] = ((rng.standard_normal(shape) * scale * np.sqrt(2 / fan_in) * 10)
+                          .astype(np.float32),
+                          rng.normal(0.05, 0.05, shape[-1]).astype(np.float32))
+    return weights
+
+
+class Python2Pickler:
+    """Emits the opcode stream Python 2.7's cPickle wrote for np.save of a dict (protocol 2):
+    unicode keys (BINUNICODE), list values, arrays as _reconstruct + BUILD whose data is a
+    Python 2 str (BINSTRING). Memo opcodes are left out; loaders do not need them."""
+
+    def __init__(self):
+        self.out = bytearray(b"\x80\x02")
+
+    def global_(self, module, name):
+        self.out += b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+    def int_(self, value):
+        if 0 <= value < 256:
+            self.out += b"K" + bytes([value])
+        else:
+            self.out += b"J" + int(value).to_bytes(4, "little", signed=True)
+
+    def str_(self, data):  # a Python 2 str
+        if len(data) < 256:
+            self.out += b"U" + bytes([len(data)]) + data
+        else:
+            self.out += b"T" + len(data).to_bytes(4, "little") + data
+
+    def unicode_(self, text):
+        data = text.encode("utf-8")
+        self.out += b"X" + len(data).to_bytes(4, "little") + data
+
+    def tuple_(self, items):
+        if not items:
+            self.out += b")"
+            return
+        self.out += b"("
+        for item in items:
+            self.int_(item)
+        self.out += b"t"
+
+    def dtype(self, descriptor, byte_order, flags):
+        self.global_("numpy", "dtype")
+        self.str_(descriptor)
+        self.int_(0)
+        self.int_(1)
+        self.out += b"\x87R("  # TUPLE3, REDUCE, MARK
+        self.int_(3)
+        self.str_(byte_order)
+        self.out += b"NNN"
+        self.int_(-1)
+        self.int_(-1)
+        self.int_(flags)
+        self.out += b"tb"  # TUPLE, BUILD
+
+    def array_header(self, shape):
+        self.global_("numpy.core.multiarray", "_reconstruct")
+        self.global_("numpy", "ndarray")
+        self.int_(0)
+        self.out += b"\x85"  # TUPLE1: (0,)
+        self.str_(b"b")
+        self.out += b"\x87R("  # TUPLE3, REDUCE, MARK of the state tuple
+        self.int_(1)
+        self.tuple_(shape)
+
+    def float_array(self, array):
+        self.array_header(array.shape)
+        self.dtype(b"f4", b"<", 0)
+        self.out += b"\x89"  # NEWFALSE: not Fortran-ordered
+        self.str_(np.ascontiguousarray(array, "<f4").tobytes())
+        self.out += b"tb"
+
+    def weights_dict(self, weights):
+        self.array_header(())
+        self.dtype(b"O8", b"|", 63)
+        self.out += b"\x89]}("  # NEWFALSE, the data list, EMPTY_DICT, MARK
+        for layer, (kernel, bias) in weights.items():
+            self.unicode_(layer)
+            self.out += b"]("  # EMPTY_LIST, MARK
+            self.float_array(kernel)
+            self.float_array(bias)
+            self.out += b"e"  # APPENDS
+        self.out += b"ua"  # SETITEMS, APPEND (the dict into the data list)
+        self.out += b"tb."  # TUPLE, BUILD, STOP
+
+
+def npy_header_2016(descr="|O", shape="()"):
+    """NPY 1.0 header as NumPy 1.x wrote it in 2016: padded to 16 bytes, 80 bytes in all."""
+    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"
+    padding = 16 - (10 + len(header) + 1) % 16
+    header += " " * (padding % 16) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+
+
+def write_py2_alexnet_npy(path, weights):
+    """bvlc_alexnet.npy exactly as Python 2 + NumPy 1.x wrote it."""
+    pickler = Python2Pickler()
+    pickler.weights_dict(weights)
+    Path(path).write_bytes(npy_header_2016() + bytes(pickler.out))
+    return path
+
+
+def caffe_classes_text(names):
+    """caffe_classes.py's layout: one statement, a triple-quoted string split on newlines,
+    no trailing newline."""
+    return "class_names = '''" + "\n".join(names) + "'''.split(\"\\n\")"

@@ -1,0 +1,266 @@
+"""Fine-tune AlexNet to tell dogs from cats (the book's alexnet_fine_tune.py).
+
+    python prep_images.py data/dogs-vs-cats/train data/dogs-vs-cats/prepared
+    python alexnet_finetune.py
+
+Keeps the pretrained layers, replaces fc8 with a new 4096 -> 2 layer (cat, dog) and trains only
+the layers named by --train-layers (fc8, as the book). Prints the book's line every
+--display-step, saves a checkpoint, then scores the test folder.
+
+What changed, and why:
+  * The loss takes the logits. The book fed the softmax *probabilities* into
+    softmax_cross_entropy_with_logits, a second softmax that flattens the gradient.
+  * Dropout (keep 0.85) is really applied to fc6 and fc7 while training (the book defined
+    keep_prob and never used it) and is off for evaluation.
+  * Each epoch visits every training image in a new order; the book re-created its batch
+    generator every step and so only ever drew a fresh first batch.
+  * Preprocessing is alexnet_forward.py's (RGB to BGR, ImageNet mean, 227x227) for training
+    and testing alike; the book mean-subtracted one scalar and swapped channels wrongly.
+  * The new fc8 starts small (stddev 0.01, not 1) and Adam uses 1e-3: with real logits the
+    book's 0.02 and unit-variance weights overshoot.
+  * Test accuracy comes from labels (testDir/labels.csv from prep_images.py, --test-labels, or
+    cat/dog in the file names), not from a list typed into the script. An unlabelled folder,
+    such as Kaggle's test1/, gets a Kaggle-style `id,label` CSV (1 = dog) instead.
+"""
+
+import argparse
+import csv
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+import alexnet_forward
+import plumbing
+
+with plumbing.tensorflow_logging_quieted():
+    import tensorflow.compat.v1 as tf
+
+CLASSES = ("cat", "dog")
+KEEP_PROB = 0.85
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+def label_of(name):
+    name = name.lower()
+    return 0 if "cat" in name else 1 if "dog" in name else None
+
+
+def image_files(folder):
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise plumbing.UserError(f"{folder} is not a folder (make it with prep_images.py)")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise plumbing.UserError(f"{folder} has no images")
+    return files
+
+
+def training_set(train_dir, validation_fraction, seed):
+    """(train files, train labels, validation files, validation labels), labels from names."""
+    files = [f for f in image_files(train_dir) if label_of(f.name) is not None]
+    if len(files) < 2:
+        raise plumbing.UserError(f"{train_dir} needs photos named cat.N.jpg and dog.N.jpg")
+    labels = np.array([label_of(f.name) for f in files])
+    order = np.random.default_rng(seed).permutation(len(files))
+    count = int(len(files) * validation_fraction)
+    pick = lambda indices: ([files[i] for i in indices], labels[indices])  # noqa: E731
+    return (*pick(order[count:]), *pick(order[:count]))
+
+
+def test_labels(test_dir, files, labels_csv=None):
+    """Labels of the test files (0 cat, 1 dog) from a CSV (file,label) or from their names;
+    None when the folder is unlabelled."""
+    labels_csv = Path(labels_csv) if labels_csv else Path(test_dir) / "labels.csv"
+    if labels_csv.exists():
+        with open(labels_csv, newline="") as stream:
+            table = {row["file"]: row["label"].strip().lower() for row in csv.DictReader(stream)
+                     if row.get("file") and row.get("label")}
+        known = {"cat": 0, "0": 0, "dog": 1, "1": 1}
+        labels = [known.get(table.get(f.name, ""), None) for f in files]
+    else:
+        labels = [label_of(f.name) for f in files]
+    return None if any(label is None for label in labels) else np.array(labels)
+
+
+def load_batch(files):
+    return np.stack([alexnet_forward.preprocess(path) for path in files])
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+
+def build_graph(weights, train_layers, learning_rate, seed=None):
+    """AlexNet with a new 2-way fc8; only `train_layers` are trainable."""
+    shapes = alexnet_forward.shapes_of(weights)
+    pretrained = {layer: shape for layer, shape in shapes.items() if layer != "fc8"}
+    graph = tf.Graph()
+    with graph.as_default():
+        if seed is not None:
+            tf.set_random_seed(seed)
+        x = tf.placeholder(tf.float32, (None, 227, 227, 3), name="x")
+        y = tf.placeholder(tf.float32, (None, len(CLASSES)), name="y")
+        keep_prob = tf.placeholder_with_default(1.0, shape=[], name="keep_prob")
+        params = alexnet_forward.make_params(pretrained, trainable=train_layers)
+        fc7_width = shapes["fc7"][0][1]
+        params["fc8"] = (
+            tf.Variable(tf.random_normal([fc7_width, len(CLASSES)], stddev=0.01), name="fc8w",
+                        trainable="fc8" in train_layers),
+            tf.Variable(tf.zeros([len(CLASSES)]), name="fc8b", trainable="fc8" in train_layers))
+        layers = alexnet_forward.alexnet(x, params, keep_prob)
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits_v2(
+            logits=layers["fc8"], labels=y))
+        opt_vars = tf.trainable_variables()  # exactly the --train-layers
+        optimizer = tf.train.AdamOptimizer(learning_rate=learning_rate).minimize(
+            loss, var_list=opt_vars)
+        correct_pred = tf.equal(tf.argmax(layers["fc8"], 1), tf.argmax(y, 1))
+        accuracy = tf.reduce_mean(tf.cast(correct_pred, tf.float32))
+        saver = tf.train.Saver(max_to_keep=1)
+        initializer = tf.global_variables_initializer()
+    graph.finalize()
+    return SimpleNamespace(graph=graph, x=x, y=y, keep_prob=keep_prob, params=params,
+                           pretrained=pretrained, prob=layers["prob"], loss=loss,
+                           optimizer=optimizer, accuracy=accuracy, saver=saver,
+                           initializer=initializer, opt_vars=opt_vars)
+
+
+def one_hot(labels):
+    return np.eye(len(CLASSES), dtype=np.float32)[labels]
+
+
+def batches(count, batch_size, seed):
+    """Index batches that walk every image once an epoch, in a new order each epoch."""
+    epoch = 0
+    while True:
+        order = np.random.default_rng([seed, epoch]).permutation(count)
+        for start in range(0, count, batch_size):
+            yield order[start:start + batch_size]
+        epoch += 1
+
+
+def predict(sess, net, files, batch_size):
+    return np.concatenate([sess.run(net.prob, {net.x: load_batch(files[i:i + batch_size])})
+                           for i in range(0, len(files), batch_size)])
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+
+def check(args):
+    layers = [layer.strip() for layer in args.train_layers.split(",") if layer.strip()]
+    unknown = set(layers) - set(alexnet_forward.LAYERS)
+    if unknown or not layers:
+        raise plumbing.UserError(f"--train-layers takes names from "
+                                 f"{', '.join(alexnet_forward.LAYERS)}, not {args.train_layers}")
+    if args.iterations < 1 or args.batch_size < 1 or args.display_step < 1:
+        raise plumbing.UserError("--iterations, --batch-size and --display-step must be >= 1")
+    return layers
+
+
+def train_and_test(args):
+    train_layers = check(args)
+    seed = 0 if args.seed is None else args.seed
+    train_files, train_y, valid_files, valid_y = training_set(args.train_dir, 0.1, seed)
+    test_files = image_files(args.test_dir) if args.test_dir else []
+    iterations, batch_size = (2, min(args.batch_size, 4)) if args.dry_run else \
+        (args.iterations, args.batch_size)
+    if args.dry_run:
+        valid_files, valid_y, test_files = valid_files[:4], valid_y[:4], test_files[:4]
+    weights = alexnet_forward.load_weights(
+        args.weights or plumbing.fetch(alexnet_forward.ALEXNET_WEIGHTS, alexnet_forward.DATA_DIR))
+    device = plumbing.configure_devices(args.cpu)
+    if args.seed is not None:
+        plumbing.make_deterministic(args.seed)
+    net = build_graph(weights, train_layers, args.learning_rate, args.seed)
+    print(f"fine-tuning {', '.join(train_layers)} on {len(train_files)} images "
+          f"({len(valid_files)} for validation) on {device}")
+    with plumbing.new_session(net.graph) as sess:
+        sess.run(net.initializer)
+        alexnet_forward.load_params(sess, {k: v for k, v in net.params.items()
+                                           if k in net.pretrained}, weights)
+        del weights
+        started = time.time()
+        progress = plumbing.Progress(iterations, "training", unit=" steps")
+        for step, indices in enumerate(batches(len(train_files), batch_size, seed), start=1):
+            batch_x = load_batch([train_files[i] for i in indices])
+            batch_y = one_hot(train_y[indices])
+            sess.run(net.optimizer, {net.x: batch_x, net.y: batch_y, net.keep_prob: KEEP_PROB})
+            progress.update()
+            if step % args.display_step == 0:
+                cost, acc = sess.run([net.loss, net.accuracy], {net.x: batch_x, net.y: batch_y})
+                print("Iter " + str(step * batch_size) + ", Minibatch Loss= " +
+                      "{:.6f}".format(cost) + ", Training Accuracy= " + "{:.5f}".format(acc),
+                      flush=True)
+            if step >= iterations:
+                break
+        progress.close()
+        print(f"Optimization Finished! ({time.time() - started:.0f} s)")
+        if valid_files:
+            predicted = np.argmax(predict(sess, net, valid_files, batch_size), axis=1)
+            print(f"Validation Accuracy = {np.mean(predicted == valid_y) * 100:.1f}%")
+        checkpoint = net.saver.save(sess, str(Path(args.checkpoint_dir) / "model.ckpt"))
+        print(f"saved a checkpoint to {checkpoint}")
+        if test_files:
+            report_test(args, test_files, np.argmax(predict(sess, net, test_files, batch_size), 1))
+    return 0
+
+
+def report_test(args, test_files, predicted):
+    labels = test_labels(args.test_dir, test_files, args.test_labels)
+    if labels is not None:
+        right = int(np.sum(predicted == labels))
+        print(f"Testing Accuracy = {right / len(labels) * 100:.1f}% ({right}/{len(labels)})")
+        return
+    path = plumbing.numbered_if_taken(args.predictions)
+    with plumbing.atomic_output(path) as temporary:
+        with open(temporary, "w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["id", "label"])
+            for file, label in zip(test_files, predicted):
+                writer.writerow([file.stem, int(label)])
+    print(f"{args.test_dir} has no labels: wrote the predictions (1 = dog) to {path}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Fine-tune the pretrained AlexNet to tell dogs from cats.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--train-dir", default="data/dogs-vs-cats/prepared/trainDir",
+                        help="227x227 photos named cat.N.jpg / dog.N.jpg (prep_images.py)")
+    parser.add_argument("--test-dir", default="data/dogs-vs-cats/prepared/testDir",
+                        help="photos to score; '' for none")
+    parser.add_argument("--test-labels", default=None,
+                        help="CSV with file,label columns (default: TEST_DIR/labels.csv, "
+                             "else cat/dog in the file names, else unlabelled)")
+    parser.add_argument("--predictions", default="predictions.csv",
+                        help="where an unlabelled test folder's id,label CSV goes (a new file)")
+    parser.add_argument("--weights", default=None,
+                        help=f"bvlc_alexnet.npy (default: downloaded to {alexnet_forward.DATA_DIR})")
+    parser.add_argument("--iterations", type=int, default=60,
+                        help="training steps (the book's 6000 images at batch 100)")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--train-layers", default="fc8",
+                        help="comma-separated layers to train, e.g. fc7,fc8")
+    parser.add_argument("--display-step", type=int, default=1,
+                        help="print the loss line every this many steps")
+    parser.add_argument("--checkpoint-dir", default="checkpoints/alexnet_finetune")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed for the split, batches, fc8 and dropout; also deterministic "
+                             "kernels (default: split seed 0, the rest random)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="2 steps of at most 4 images, then score 4 test images")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    args = parser.parse_args(argv)
+    return plumbing.run_reporting_errors(lambda: train_and_test(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,343 @@
+"""Classify images with the pretrained AlexNet (the book's myalexnet_forward.py).
+
+    python alexnet_forward.py                      # the book's laska.png and poodle.png, if here
+    python alexnet_forward.py cat.jpg dog.png --top 3
+
+Downloads `bvlc_alexnet.npy` (244 MB, the Caffe weights converted by Guerzhoy) and
+`caffe_classes.py` into data/alexnet/ and prints, for each image, the book's block:
+
+    Image 0 (laska.png)
+    weasel 0.503629
+    ...
+
+What changed, and why:
+  * conv1 uses VALID padding as Caffe trained it (55x55 maps). The book's SAME gave 57x57 maps
+    the weights never saw.
+  * Every image gets the same preprocessing: any size or mode, converted to RGB, resized and
+    centre-cropped to 227x227, channels in BGR order, and the ImageNet mean pixel subtracted.
+    The book subtracted one scalar mean from the first image only, and its channel swap
+    (`im[:, :, 0], im[:, :, 2] = im[:, :, 2], im[:, :, 0]` on NumPy views) produced B, G, B.
+  * The weights are unpickled by a loader that admits NumPy arrays and nothing else, and
+    `caffe_classes.py` is read with `ast`, never executed: a downloaded file cannot run code.
+  * All images go through one session in batches.
+"""
+
+import argparse
+import ast
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+
+import plumbing
+
+with plumbing.tensorflow_logging_quieted():
+    import tensorflow.compat.v1 as tf
+
+ALEXNET_URL = "http://www.cs.toronto.edu/~guerzhoy/tf_alexnet/"
+ALEXNET_WEIGHTS = plumbing.RemoteFile(
+    "bvlc_alexnet.npy", (ALEXNET_URL + "bvlc_alexnet.npy",), 243861814,
+    sha256="1294ef51496c52f2e4879ee3b5e1da22c35d61f3240937491b4469403d5428cc")
+CAFFE_CLASSES = plumbing.RemoteFile("caffe_classes.py", (ALEXNET_URL + "caffe_classes.py",),
+                                    21706, md5="29bb9d0c7128bc82500a8f83884103b7")
+DATA_DIR = Path("data/alexnet")
+IMAGE_SIZE = 227
+LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+# Caffe's ILSVRC-2012 mean pixel, in the BGR order the weights expect.
+IMAGENET_MEAN_BGR = np.array([104.00698793, 116.66876762, 122.67891434], np.float32)
+BATCH_SIZE = 16
+
+# --------------------------------------------------------------------------------------------
+# The weights file: a Python 2 pickle of {layer: [weights, biases]}
+# --------------------------------------------------------------------------------------------
+
+ARRAY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"),
+                 ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+                 ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                 ("numpy._core.multiarray", "scalar"),
+                 ("_codecs", "encode")}  # how Python 3 writes bytes into protocol 2
+
+
+class ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles NumPy arrays, lists, dicts, strings and numbers, and refuses anything else:
+    a pickle can otherwise call any function while it loads."""
+
+    def find_class(self, module, name):
+        if (module, name) in ARRAY_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing {module}.{name}")
+
+
+def read_pickled_npy(path):
+    """The object stored by np.save in `path`, unpickled with ArraysOnlyUnpickler."""
+    with open(path, "rb") as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f"NPY format version {version} is not one NumPy wrote")
+        shape, _, dtype = read_header(stream)
+        if dtype != np.dtype(object) or shape != ():
+            raise ValueError(f"an array of {dtype} {shape}, not a dictionary of layers")
+        # latin1: the arrays' bytes were pickled as Python 2 strings
+        stored = ArraysOnlyUnpickler(stream, encoding="latin1").load()
+    return stored.item() if isinstance(stored, np.ndarray) else stored
+
+
+def load_weights(path):
+    """{layer: (weights, biases)} from a bvlc_alexnet.npy-style file, checked layer by layer."""
+    try:
+        stored = read_pickled_npy(path)
+    except FileNotFoundError:
+        raise plumbing.UserError(f"{path} does not exist") from None
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, AttributeError,
+            TypeError, UnicodeError) as error:
+        raise plumbing.UserError(f"{path} is not AlexNet weights ({error})") from None
+    if not isinstance(stored, dict):
+        raise plumbing.UserError(f"{path} is not AlexNet weights (it holds a "
+                                 f"{type(stored).__name__}, not a dictionary of layers)")
+    net_data = {(key.decode() if isinstance(key, bytes) else key): value
+                for key, value in stored.items()}
+    weights = {}
+    for layer in LAYERS:
+        if layer not in net_data:
+            raise plumbing.UserError(f"{path} has no layer {layer}")
+        value = net_data[layer]
+        if (not isinstance(value, (list, tuple)) or len(value) != 2
+                or not all(isinstance(array, np.ndarray) for array in value)):
+            raise plumbing.UserError(f"{path}: layer {layer} is not a [weights, biases] pair")
+        weights[layer] = (np.asarray(value[0], np.float32), np.asarray(value[1], np.float32))
+    check_shapes(weights, path)
+    return weights
+
+
+def expected_shapes(weights):
+    """The shapes AlexNet's topology demands, given the widths the file chose."""
+    width = {layer: weights[layer][0].shape[-1] for layer in LAYERS}
+    return {
+        "conv1": (11, 11, 3, width["conv1"]),
+        "conv2": (5, 5, width["conv1"] // 2, width["conv2"]),
+        "conv3": (3, 3, width["conv2"], width["conv3"]),
+        "conv4": (3, 3, width["conv3"] // 2, width["conv4"]),
+        "conv5": (3, 3, width["conv4"] // 2, width["conv5"]),
+        "fc6": (6 * 6 * width["conv5"], width["fc6"]),
+        "fc7": (width["fc6"], width["fc7"]),
+        "fc8": (width["fc7"], width["fc8"]),
+    }
+
+
+def check_shapes(weights, path):
+    for layer, shape in expected_shapes(weights).items():
+        kernel, bias = weights[layer]
+        if kernel.shape != shape or bias.shape != (shape[-1],):
+            raise plumbing.UserError(f"{path}: layer {layer} has weights {kernel.shape} and "
+                                     f"biases {bias.shape}; AlexNet needs {shape} and "
+                                     f"({shape[-1]},)")
+
+
+# --------------------------------------------------------------------------------------------
+# Class names: caffe_classes.py, read without running it
+# --------------------------------------------------------------------------------------------
+
+def read_class_names(path):
+    """The class names from `caffe_classes.py` (parsed, never executed) or from a text file
+    with one name a line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeError) as error:
+        raise plumbing.UserError(f"cannot read {path} ({error})") from None
+    if path.suffix != ".py":
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        module = ast.parse(text)
+    except SyntaxError:
+        raise plumbing.UserError(f"{path} is not Python; give a .txt file for plain names") \
+            from None
+    for statement in module.body:
+        if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                and getattr(statement.targets[0], "id", None) == "class_names"):
+            names = literal_names(statement.value)
+            if names is not None:
+                return names
+    raise plumbing.UserError(f"{path} has no plain `class_names = ...` list of strings "
+                             f"(it is read, never run)")
+
+
+def literal_names(node):
+    """A list/tuple of string constants, or `'''...'''.split(SEP)`; anything else is None."""
+    if isinstance(node, (ast.List, ast.Tuple)):
+        if all(isinstance(item, ast.Constant) and isinstance(item.value, str)
+               for item in node.elts):
+            return [item.value for item in node.elts]
+        return None
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "split" and isinstance(node.func.value, ast.Constant)
+            and isinstance(node.func.value.value, str) and len(node.args) <= 1
+            and not node.keywords
+            and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)):
+        return node.func.value.value.split(*(a.value for a in node.args))
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The network
+# --------------------------------------------------------------------------------------------
+
+def conv(input, kernel, biases, s_h, s_w, padding="VALID", group=1):
+    """From caffe-tensorflow: a convolution whose channels may be split into groups, as the
+    two-GPU AlexNet was."""
+    convolve = lambda i, k: tf.nn.conv2d(i, k, [1, s_h, s_w, 1], padding=padding)  # noqa: E731
+    if group == 1:
+        output = convolve(input, kernel)
+    else:
+        input_groups = tf.split(input, group, 3)
+        kernel_groups = tf.split(kernel, group, 3)
+        output = tf.concat([convolve(i, k) for i, k in zip(input_groups, kernel_groups)], 3)
+    return tf.nn.bias_add(output, biases)
+
+
+def lrn(x):
+    # Caffe's local_size 5, alpha 1e-4 in TensorFlow's terms: radius 2, alpha 1e-4 / 5
+    return tf.nn.local_response_normalization(x, depth_radius=2, alpha=2e-05, beta=0.75,
+                                              bias=1.0)
+
+
+def max_pool(x):
+    return tf.nn.max_pool(x, ksize=[1, 3, 3, 1], strides=[1, 2, 2, 1], padding="VALID")
+
+
+def alexnet(x, params, keep_prob=1.0):
+    """The layers of AlexNet on `x` (N, 227, 227, 3), given {layer: (W, b)} tensors."""
+    layers = {}
+    layers["conv1"] = tf.nn.relu(conv(x, *params["conv1"], 4, 4, padding="VALID"))    # 55x55
+    layers["pool1"] = max_pool(lrn(layers["conv1"]))                                   # 27x27
+    layers["conv2"] = tf.nn.relu(conv(layers["pool1"], *params["conv2"], 1, 1, "SAME", 2))
+    layers["pool2"] = max_pool(lrn(layers["conv2"]))                                   # 13x13
+    layers["conv3"] = tf.nn.relu(conv(layers["pool2"], *params["conv3"], 1, 1, "SAME"))
+    layers["conv4"] = tf.nn.relu(conv(layers["conv3"], *params["conv4"], 1, 1, "SAME", 2))
+    layers["conv5"] = tf.nn.relu(conv(layers["conv4"], *params["conv5"], 1, 1, "SAME", 2))
+    layers["pool5"] = max_pool(layers["conv5"])                                        # 6x6
+    flat = tf.reshape(layers["pool5"], [-1, int(np.prod(layers["pool5"].shape[1:]))])
+    layers["fc6"] = tf.nn.dropout(tf.nn.relu_layer(flat, *params["fc6"]), rate=1 - keep_prob)
+    layers["fc7"] = tf.nn.dropout(tf.nn.relu_layer(layers["fc6"], *params["fc7"]),
+                                  rate=1 - keep_prob)
+    layers["fc8"] = tf.nn.xw_plus_b(layers["fc7"], *params["fc8"])
+    layers["prob"] = tf.nn.softmax(layers["fc8"])
+    return layers
+
+
+def make_params(shapes, trainable=()):
+    """A (W, b) variable pair per layer, zero until `load_params` fills them from the file
+    (feeding them keeps the 244 MB of weights out of the graph definition)."""
+    params = {}
+    for layer, (kernel_shape, bias_shape) in shapes.items():
+        params[layer] = tuple(
+            tf.get_variable(f"{layer}/{kind}", shape, trainable=layer in trainable,
+                            initializer=tf.zeros_initializer())
+            for kind, shape in (("weights", kernel_shape), ("biases", bias_shape)))
+    return params
+
+
+def load_params(session, params, weights):
+    for layer, (kernel, bias) in params.items():
+        kernel.load(weights[layer][0], session)
+        bias.load(weights[layer][1], session)
+
+
+def shapes_of(weights):
+    return {layer: (kernel.shape, bias.shape) for layer, (kernel, bias) in weights.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------------
+
+def preprocess(path, size=IMAGE_SIZE):
+    """Any image as the network's input: RGB, shorter side resized to 227 and centre-cropped,
+    BGR order, the ImageNet mean pixel subtracted; float32 (227, 227, 3)."""
+    from PIL import Image
+
+    image = plumbing.open_rgb(path, at_least=size)
+    scale = size / min(image.size)
+    if image.size != (size, size):
+        width, height = (max(size, round(side * scale)) for side in image.size)
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+        left, top = (width - size) // 2, (height - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+    rgb = np.asarray(image, dtype=np.float32)
+    return rgb[:, :, ::-1] - IMAGENET_MEAN_BGR
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+
+def weights_and_classes(args):
+    """The weights and class names the user named, or the downloaded ones."""
+    weights = load_weights(args.weights or plumbing.fetch(ALEXNET_WEIGHTS, DATA_DIR))
+    class_names = read_class_names(args.classes or plumbing.fetch(CAFFE_CLASSES, DATA_DIR))
+    return weights, class_names
+
+
+def build_classifier(weights):
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.placeholder(tf.float32, (None, IMAGE_SIZE, IMAGE_SIZE, 3), name="x")
+        params = make_params(shapes_of(weights))
+        prob = alexnet(x, params)["prob"]
+        initializer = tf.global_variables_initializer()
+    graph.finalize()
+    return graph, x, prob, params, initializer
+
+
+def classify(args):
+    if args.top < 1:
+        raise plumbing.UserError("--top must be at least 1")
+    images = args.images or [name for name in ("laska.png", "poodle.png") if Path(name).exists()]
+    if not images:
+        raise plumbing.UserError("no images given (and the book's laska.png and poodle.png "
+                                 "are not in this folder)")
+    weights, class_names = weights_and_classes(args)
+    if len(class_names) != weights["fc8"][0].shape[1]:
+        raise plumbing.UserError(f"{len(class_names)} class names for "
+                                 f"{weights['fc8'][0].shape[1]} outputs of fc8")
+    batch = np.stack([preprocess(path) for path in images])
+    plumbing.configure_devices(args.cpu)
+    graph, x, prob, params, initializer = build_classifier(weights)
+    with plumbing.new_session(graph) as sess:
+        sess.run(initializer)
+        load_params(sess, params, weights)
+        t = time.time()
+        output = np.concatenate([sess.run(prob, feed_dict={x: batch[i:i + BATCH_SIZE]})
+                                 for i in range(0, len(batch), BATCH_SIZE)])
+        elapsed = time.time() - t
+    for input_im_ind, path in enumerate(images):
+        inds = np.argsort(output[input_im_ind])
+        print(f"Image {input_im_ind} ({path})")
+        for i in range(min(args.top, len(inds))):
+            print(class_names[inds[-1 - i]], f"{output[input_im_ind, inds[-1 - i]]:.6f}")
+    print(f"{elapsed:.3f} s")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Top classes of images under the pretrained AlexNet (ImageNet, 1000 classes).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("images", nargs="*", help="images of any size and mode (default: the "
+                                                  "book's laska.png and poodle.png, if present)")
+    parser.add_argument("--top", type=int, default=5, help="classes printed per image")
+    parser.add_argument("--weights", default=None,
+                        help=f"bvlc_alexnet.npy (default: downloaded to {DATA_DIR})")
+    parser.add_argument("--classes", default=None,
+                        help=f"caffe_classes.py or a text file of names (default: downloaded "
+                             f"to {DATA_DIR})")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    args = parser.parse_args(argv)
+    return plumbing.run_reporting_errors(lambda: classify(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

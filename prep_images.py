@@ -1,0 +1,154 @@
+"""Prepare Kaggle's dogs-vs-cats photos for AlexNet: the book's trainDir and testDir at 227x227.
+
+    python prep_images.py data/dogs-vs-cats/train data/dogs-vs-cats/prepared
+
+Reads `cat.N.jpg` / `dog.N.jpg` of any size and mode from SOURCE and writes 227x227 RGB JPEGs:
+  OUTPUT/trainDir/cat.N.jpg ...        (names kept: alexnet_finetune.py labels by name)
+  OUTPUT/testDir/1.jpg ... N.jpg       (the book's numbering, --test-count of them)
+  OUTPUT/testDir/labels.csv            (file,label,source: what each test image shows)
+The split is drawn with --seed. `--mode squash` resizes as the book did (faces get wider or
+thinner); `--mode crop` keeps the aspect ratio and cuts the centre square. Unreadable files are
+skipped with a warning and counted; sources are never modified; a rerun skips finished files.
+"""
+
+import argparse
+import csv
+import multiprocessing
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import plumbing
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def label_of(name):
+    name = name.lower()
+    return "cat" if "cat" in name else "dog" if "dog" in name else ""
+
+
+def resized(path, size, mode):
+    """The image at `path` as an RGB PIL image of size x size."""
+    from PIL import Image
+
+    image = plumbing.open_rgb(path, at_least=size)
+    if mode == "squash":
+        return image.resize((size, size), Image.Resampling.BILINEAR)
+    scale = size / min(image.size)
+    width, height = (max(size, round(side * scale)) for side in image.size)
+    image = image.resize((width, height), Image.Resampling.BILINEAR)
+    left, top = (width - size) // 2, (height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def convert(job):
+    """Worker: write one source as a JPEG at its target; returns (source, problem or None)."""
+    source, target, size, mode = job
+    if os.path.exists(target):
+        return source, None
+    try:
+        image = resized(source, size, mode)
+    except plumbing.UserError as error:
+        return source, str(error)
+    handle, temporary = tempfile.mkstemp(prefix=".prep-", suffix=".jpg",
+                                         dir=os.path.dirname(target))
+    os.close(handle)
+    try:
+        image.save(temporary, format="JPEG", quality=95)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return source, None
+
+
+def plan(source_dir, output_dir, test_count, seed, size, mode):
+    """(jobs, test rows): which source goes where. The split depends only on the file names and
+    the seed, so a rerun picks the same files."""
+    files = sorted(p for p in Path(source_dir).iterdir() if p.is_file()
+                   and not p.name.startswith("."))
+    sources = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    for other in sorted(set(files) - set(sources)):
+        print(f"warning: skipped {other} (not an image file name)", file=sys.stderr)
+    order = np.random.default_rng(seed).permutation(len(sources))
+    test_dir, train_dir = Path(output_dir) / "testDir", Path(output_dir) / "trainDir"
+    jobs, test_rows = [], []
+    for position, index in enumerate(order):
+        source = sources[index]
+        if position < test_count:
+            target = test_dir / f"{position + 1}.jpg"
+            test_rows.append((target.name, label_of(source.name), source.name))
+        else:
+            target = train_dir / (source.stem + ".jpg")
+        jobs.append((str(source), str(target), size, mode))
+    return jobs, test_rows, len(files) - len(sources)
+
+
+def write_test_labels(output_dir, test_rows, failed):
+    rows = [row for row in test_rows if row[2] not in failed]
+    with plumbing.atomic_output(Path(output_dir) / "testDir" / "labels.csv") as temporary:
+        with open(temporary, "w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["file", "label", "source"])
+            writer.writerows(rows)
+    return len(rows)
+
+
+def prepare(args):
+    source_dir, output_dir = Path(args.source), Path(args.output)
+    if not source_dir.is_dir():
+        raise plumbing.UserError(f"{source_dir} is not a folder of images")
+    if output_dir.resolve() == source_dir.resolve() or source_dir.resolve() in \
+            output_dir.resolve().parents:
+        raise plumbing.UserError("the output folder must not be inside the source folder")
+    if args.size < 8 or args.test_count < 0 or args.workers < 1:
+        raise plumbing.UserError("--size must be at least 8, --test-count and --workers "
+                                 "positive")
+    jobs, test_rows, not_images = plan(source_dir, output_dir, args.test_count, args.seed, args.size,
+                           args.mode)
+    if not jobs:
+        raise plumbing.UserError(f"{source_dir} has no image files")
+    for folder in ("trainDir", "testDir"):
+        (output_dir / folder).mkdir(parents=True, exist_ok=True)
+    failed = set()
+    progress = plumbing.Progress(len(jobs), "preparing", unit=" images")
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        for source, problem in pool.imap_unordered(convert, jobs, chunksize=8):
+            if problem:
+                failed.add(Path(source).name)
+                print(f"warning: skipped {problem}", file=sys.stderr)
+            progress.update()
+    progress.close()
+    tests = write_test_labels(output_dir, test_rows, failed)
+    print(f"prepared {len(jobs) - len(failed) - tests} training and {tests} test images "
+          f"({args.size}x{args.size}, {args.mode}) in {output_dir}; "
+          f"skipped {len(failed) + not_images} unreadable files")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Make the book's trainDir/testDir of 227x227 RGB JPEGs from Kaggle's "
+                    "dogs-vs-cats photos.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("source", help="folder of cat.N.jpg / dog.N.jpg photos (never modified)")
+    parser.add_argument("output", help="where trainDir/ and testDir/ are written")
+    parser.add_argument("--size", type=int, default=227)
+    parser.add_argument("--test-count", type=int, default=100,
+                        help="photos set aside as the numbered testDir (the book kept 100)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
+    parser.add_argument("--mode", choices=("squash", "crop"), default="squash",
+                        help="squash to a square as the book did, or crop the centre square")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes that decode and resize")
+    args = parser.parse_args(argv)
+    return plumbing.run_reporting_errors(lambda: prepare(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

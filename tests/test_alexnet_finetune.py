@@ -1,0 +1,123 @@
+"""alexnet_finetune.py on stand-in weights and a small learnable set of 'cats' and 'dogs'."""
+
+import csv
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import alexnet_finetune
+import alexnet_forward
+import plumbing
+from conftest import PROJECT, run_script
+from tests.standins import alexnet_weights, write_py2_alexnet_npy
+
+LOSS_LINE = re.compile(r"^Iter (\d+), Minibatch Loss= (\d+\.\d{6}), Training Accuracy= "
+                       r"(\d\.\d{5})$", re.MULTILINE)
+
+
+def animal(kind, rng):
+    """Cats are reddish, dogs bluish, with noise: learnable from any reasonable features."""
+    base = np.array((200, 60, 40) if kind == "cat" else (40, 60, 200), np.float64)
+    pixels = base + rng.normal(0, 40, (227, 227, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pets")
+    rng = np.random.default_rng(0)
+    for folder, count in (("trainDir", 40), ("testDir", 10)):
+        (root / folder).mkdir()
+        for i in range(count):
+            kind = ("cat", "dog")[i % 2]
+            name = f"{kind}.{i}.jpg" if folder == "trainDir" else f"{i + 1}.jpg"
+            animal(kind, rng).save(root / folder / name)
+    with open(root / "testDir" / "labels.csv", "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["file", "label", "source"])
+        writer.writerows([f"{i + 1}.jpg", ("cat", "dog")[i % 2], ""] for i in range(10))
+    write_py2_alexnet_npy(root / "bvlc_alexnet.npy", alexnet_weights(seed=1))
+    return root
+
+
+def test_only_the_train_layers_change(pets):
+    weights = alexnet_forward.load_weights(pets / "bvlc_alexnet.npy")
+    net = alexnet_finetune.build_graph(weights, ["fc7", "fc8"], 1e-2, seed=0)
+    names = sorted(v.op.name for v in net.opt_vars)
+    assert names == ["fc7/biases", "fc7/weights", "fc8b", "fc8w"]
+    files = sorted((pets / "trainDir").iterdir())[:8]
+    feed = {net.x: alexnet_finetune.load_batch(files),
+            net.y: alexnet_finetune.one_hot(np.array([alexnet_finetune.label_of(f.name)
+                                                       for f in files])),
+            net.keep_prob: alexnet_finetune.KEEP_PROB}
+    with plumbing.new_session(net.graph) as sess:
+        sess.run(net.initializer)
+        alexnet_forward.load_params(sess, {k: v for k, v in net.params.items()
+                                           if k in net.pretrained}, weights)
+        before = sess.run({k: v for k, v in net.params.items()})
+        for _ in range(3):
+            sess.run(net.optimizer, feed)
+        after = sess.run({k: v for k, v in net.params.items()})
+    for layer in alexnet_forward.LAYERS:
+        changed = not np.array_equal(before[layer][0], after[layer][0])
+        assert changed == (layer in ("fc7", "fc8")), layer
+    np.testing.assert_array_equal(after["conv1"][0], weights["conv1"][0])
+
+
+def test_dropout_is_on_in_training_and_off_in_evaluation(pets):
+    weights = alexnet_forward.load_weights(pets / "bvlc_alexnet.npy")
+    net = alexnet_finetune.build_graph(weights, ["fc8"], 1e-3, seed=0)
+    batch = alexnet_finetune.load_batch(sorted((pets / "trainDir").iterdir())[:4])
+    with plumbing.new_session(net.graph) as sess:
+        sess.run(net.initializer)
+        alexnet_forward.load_params(sess, {k: v for k, v in net.params.items()
+                                           if k in net.pretrained}, weights)
+        first, second = (sess.run(net.prob, {net.x: batch}) for _ in range(2))
+        dropped = sess.run(net.prob, {net.x: batch, net.keep_prob: 0.5})
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first, dropped)
+
+
+def test_batches_cover_every_image_each_epoch():
+    batches = alexnet_finetune.batches(10, 4, seed=0)
+    epoch = np.concatenate([next(batches) for _ in range(3)])
+    assert sorted(epoch.tolist()) == list(range(10))
+
+
+def test_training_lowers_the_loss_and_scores_the_labelled_test_folder(pets, tmp_path):
+    result = run_script(PROJECT / "alexnet_finetune.py", "--train-dir", pets / "trainDir",
+                        "--test-dir", pets / "testDir", "--weights", pets / "bvlc_alexnet.npy",
+                        "--iterations", "30", "--batch-size", "12",
+                        "--seed", "1", "--checkpoint-dir", tmp_path / "ck")
+    assert result.returncode == 0, result.stderr
+    losses = [float(loss) for _, loss, _ in LOSS_LINE.findall(result.stdout)]
+    assert len(losses) == 30
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5]), losses
+    tested = re.search(r"^Testing Accuracy = (\d+\.\d)% \((\d+)/10\)$", result.stdout,
+                       re.MULTILINE)
+    assert tested and int(tested.group(2)) >= 8, result.stdout
+    assert list((tmp_path / "ck").glob("model.ckpt.index"))
+
+
+def test_an_unlabelled_folder_gets_a_kaggle_csv(pets, tmp_path):
+    unlabelled = tmp_path / "test1"
+    unlabelled.mkdir()
+    for i in (1, 2, 3):
+        (unlabelled / f"{i}.jpg").write_bytes((pets / "testDir" / f"{i}.jpg").read_bytes())
+    result = run_script(PROJECT / "alexnet_finetune.py", "--train-dir", pets / "trainDir",
+                        "--test-dir", unlabelled, "--weights", pets / "bvlc_alexnet.npy",
+                        "--dry-run", "--checkpoint-dir", tmp_path / "ck", "--predictions",
+                        tmp_path / "submission.csv")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "submission.csv") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0] == ["id", "label"] and sorted(r[0] for r in rows[1:]) == ["1", "2", "3"]
+    assert all(r[1] in ("0", "1") for r in rows[1:])
+
+
+def test_unknown_layers_are_refused(pets, capsys):
+    assert alexnet_finetune.main(["--train-dir", str(pets / "trainDir"), "--train-layers",
+                                  "fc9", "--weights", str(pets / "bvlc_alexnet.npy")]) == 1
+    assert "--train-layers takes names from conv1" in capsys.readouterr().err

@@ -1,0 +1,91 @@
+"""prep_images.py on generated photos of every mode, a corrupt file and a text file."""
+
+import csv
+import os
+import re
+
+import numpy as np
+from PIL import Image
+
+import prep_images
+from conftest import PROJECT, run_script
+
+
+def make_source(folder):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    modes = ["RGB", "L", "RGBA", "P", "CMYK", "LA", "RGB", "L"]
+    for i, mode in enumerate(modes):
+        for animal in ("cat", "dog"):
+            size = (int(rng.integers(100, 400)), int(rng.integers(100, 400)))
+            image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+            suffix = ".jpg" if mode in ("RGB", "L", "CMYK") else ".png"
+            image.convert(mode).save(folder / f"{animal}.{i}{suffix}")
+    (folder / "dog.99.jpg").write_bytes((folder / "dog.0.jpg").read_bytes()[:300])  # corrupt
+    (folder / "notes.txt").write_text("not a photo")
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_every_mode_becomes_a_227_rgb_jpeg_and_sources_are_untouched(tmp_path):
+    before = make_source(tmp_path / "src")
+    result = run_script(PROJECT / "prep_images.py", tmp_path / "src", tmp_path / "out",
+                        "--test-count", "4", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert "dog.99.jpg" in result.stderr and "notes.txt" in result.stderr
+    counts = re.search(r"prepared (\d+) training and (\d+) test images", result.stdout)
+    assert int(counts.group(1)) + int(counts.group(2)) == 16  # 16 good photos of 18 files
+    assert "skipped 2 unreadable files" in result.stdout
+    produced = list((tmp_path / "out" / "trainDir").iterdir()) + \
+        [p for p in (tmp_path / "out" / "testDir").iterdir() if p.suffix == ".jpg"]
+    for path in produced:
+        with Image.open(path) as image:
+            assert image.format == "JPEG" and image.mode == "RGB" and image.size == (227, 227)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "src").iterdir()} == before
+
+
+def test_test_images_are_numbered_with_their_labels(tmp_path):
+    make_source(tmp_path / "src")
+    assert prep_images.main([str(tmp_path / "src"), str(tmp_path / "out"), "--test-count",
+                             "5", "--workers", "1"]) == 0
+    with open(tmp_path / "out" / "testDir" / "labels.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert all(row["label"] == row["source"].split(".")[0] for row in rows)
+    assert all((tmp_path / "out" / "testDir" / row["file"]).exists() for row in rows)
+    assert {row["file"] for row in rows} <= {f"{i}.jpg" for i in range(1, 6)}
+    train = {p.name for p in (tmp_path / "out" / "trainDir").iterdir()}
+    assert not train & {row["source"].rsplit(".", 1)[0] + ".jpg" for row in rows}
+
+
+def test_a_rerun_skips_finished_files_and_keeps_the_split(tmp_path):
+    make_source(tmp_path / "src")
+    args = [str(tmp_path / "src"), str(tmp_path / "out"), "--test-count", "3", "--workers", "1"]
+    assert prep_images.main(args) == 0
+    first = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.jpg")}
+    os.remove(next(iter(first)))
+    assert prep_images.main(args) == 0
+    second = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.jpg")}
+    assert set(second) == set(first)
+    unchanged = [p for p in first if p in second and second[p] == first[p]]
+    assert len(unchanged) == len(first) - 1  # only the removed one was made again
+
+
+def test_crop_keeps_the_aspect_ratio(tmp_path):
+    (tmp_path / "src").mkdir()
+    stripes = np.zeros((200, 600, 3), np.uint8)
+    stripes[:, 200:400] = 255  # a white centre third
+    Image.fromarray(stripes).save(tmp_path / "src" / "cat.1.png")
+    for mode in ("squash", "crop"):
+        assert prep_images.main([str(tmp_path / "src"), str(tmp_path / mode), "--mode", mode,
+                                 "--test-count", "0", "--workers", "1"]) == 0
+    crop = np.asarray(Image.open(tmp_path / "crop" / "trainDir" / "cat.1.jpg"))
+    squash = np.asarray(Image.open(tmp_path / "squash" / "trainDir" / "cat.1.jpg"))
+    assert crop[:, 20:200].mean() > 240  # the centre square is all white
+    assert squash[:, :60].mean() < 20 and squash[:, 90:140].mean() > 240
+
+
+def test_bad_folders_are_one_line(tmp_path, capsys):
+    assert prep_images.main([str(tmp_path / "missing"), str(tmp_path / "out")]) == 1
+    (tmp_path / "src").mkdir()
+    assert prep_images.main([str(tmp_path / "src"), str(tmp_path / "src" / "out")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert "is not a folder" in err[0] and "must not be inside the source" in err[1]
