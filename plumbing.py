@@ -431,10 +431,19 @@ def make_deterministic(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def new_session(graph):
-    """A `tf.compat.v1.Session` for `graph` that takes GPU memory as it needs it."""
+def new_session(graph, precision="fp32"):
+    """A `tf.compat.v1.Session` for `graph` that takes GPU memory as it needs it.
+
+    precision "bf16" turns on TensorFlow's mixed-precision graph rewrites: bfloat16 through
+    oneDNN on CPUs that have it, float16 on GPUs. The graph itself stays float32.
+    """
     import tensorflow as tf
+    from tensorflow.core.protobuf import rewriter_config_pb2
 
     config = tf.compat.v1.ConfigProto()
     config.gpu_options.allow_growth = True
+    if precision == "bf16":
+        rewrites = config.graph_options.rewrite_options
+        rewrites.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+        rewrites.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
     return tf.compat.v1.Session(graph=graph, config=config)

@@ -302,3 +302,117 @@ def caffe_classes_text(names):
     """caffe_classes.py's layout: one statement, a triple-quoted string split on newlines,
     no trailing newline."""
     return "class_names = '''" + "\n".join(names) + "'''.split(\"\\n\")"
+
+
+# --------------------------------------------------------------------------------------------
+# imagenet-vgg-verydeep-19.mat (FORMATS.md section 2)
+# --------------------------------------------------------------------------------------------
+
+def vgg19_layer_names():
+    names = []
+    for block, convs in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return names + ["fc6", "relu6", "fc7", "relu7", "fc8", "prob"]
+
+
+def vgg19_weights(widths=(4, 4, 6, 6, 8), fc=(8, 8, 5), seed=0):
+    """{name: (W [h, w, in, out], b [out])} with VGG-19's 16 convs and 3 fcs at tiny widths."""
+    rng = np.random.default_rng(seed)
+    weights, previous = {}, 3
+    for name in vgg19_layer_names():
+        if name.startswith("conv"):
+            out = widths[int(name[4]) - 1]
+            shape = (3, 3, previous, out)
+            previous = out
+        elif name == "fc6":
+            shape = (7, 7, previous, fc[0])
+        elif name == "fc7":
+            shape = (1, 1, fc[0], fc[1])
+        elif name == "fc8":
+            shape = (1, 1, fc[1], fc[2])
+        else:
+            continue
+        fan_in = shape[0] * shape[1] * shape[2]
+        weights[name] = ((rng.standard_normal(shape) * np.sqrt(2 / fan_in)).astype(np.float32),
+                         rng.normal(0, 0.01, shape[3]).astype(np.float32))
+    return weights
+
+
+def _cell(*items):
+    cell = np.empty((1, len(items)), dtype=object)  # built empty so NumPy does not broadcast
+    for i, item in enumerate(items):
+        cell[0, i] = item
+    return cell
+
+
+def _empty():
+    return np.empty((0, 0), dtype=object)
+
+
+def write_vgg_mat(path, weights, layout="new", rename=None, drop=None):
+    """A MatConvNet VGG-19 file in the current ('new', the book's) or beta16 ('old') layout.
+    `rename` = (index, new name) and `drop` = index make broken files for the tests."""
+    import scipy.io
+
+    layers = []
+    for name in vgg19_layer_names():
+        kind = "conv" if name.startswith(("conv", "fc")) else \
+            "relu" if name.startswith("relu") else "pool" if name.startswith("pool") else "softmax"
+        if layout == "new":
+            if kind == "conv":
+                kernel, bias = weights[name]
+                layer = {"name": name, "type": "conv", "weights": _cell(kernel, bias[:, None]),
+                         "size": np.array([list(kernel.shape)], np.float64),
+                         "pad": np.array([[1, 1, 1, 1]], np.float64),
+                         "stride": np.array([[1, 1]], np.float64),
+                         "precious": np.array([[0.0]]), "dilate": np.array([[1.0, 1.0]]),
+                         "opts": _empty()}
+            elif kind == "relu":
+                layer = {"name": name, "type": "relu", "leak": np.array([[0.0]]),
+                         "weights": _empty(), "precious": np.array([[0.0]])}
+            elif kind == "pool":
+                layer = {"name": name, "type": "pool", "method": "max",
+                         "pool": np.array([[2.0, 2.0]]), "stride": np.array([[2.0, 2.0]]),
+                         "pad": np.array([[0.0, 0.0, 0.0, 0.0]]), "weights": _empty(),
+                         "precious": np.array([[0.0]]), "opts": _empty()}
+            else:
+                layer = {"name": name, "type": "softmax", "weights": _empty(),
+                         "precious": np.array([[0.0]])}
+        else:
+            if kind == "conv":
+                kernel, bias = weights[name]
+                layer = {"weights": _cell(kernel, bias[None, :]),
+                         "pad": np.array([[1, 1, 1, 1]], np.float64), "type": "conv",
+                         "name": name, "stride": np.array([[1, 1]], np.float64)}
+            elif kind == "pool":
+                layer = {"name": name, "stride": np.array([[2.0, 2.0]]),
+                         "pad": np.array([[0.0, 0.0, 0.0, 0.0]]), "type": "pool",
+                         "method": "max", "pool": np.array([[2.0, 2.0]])}
+            else:
+                layer = {"type": kind, "name": name}
+        layers.append(layer)
+    if rename:
+        layers[rename[0]]["name"] = rename[1]
+    if drop is not None:
+        del layers[drop]
+    array = np.empty((1, len(layers)), dtype=object)
+    for i, layer in enumerate(layers):
+        array[0, i] = layer
+    mean = np.array([[[123.68, 116.779, 103.939]]])
+    if layout == "new":
+        normalization = {"imageSize": np.array([[224.0, 224.0, 3.0]]),
+                         "keepAspect": np.array([[1.0]]), "averageImage": mean,
+                         "border": np.array([[32.0, 32.0]]), "cropSize": np.array([[0.875]]),
+                         "interpolation": "bilinear"}
+        content = {"layers": array,
+                   "meta": {"inputs": _empty(), "classes": {"name": _cell("n01440764"),
+                                                            "description": _cell("tench")},
+                            "normalization": normalization}}
+    else:
+        content = {"layers": array, "classes": {"name": _cell("n01440764")},
+                   "normalization": {"averageImage": np.tile(mean, (224, 224, 1)),
+                                     "keepAspect": np.array([[1.0]])}}
+    scipy.io.savemat(path, content, format="5", oned_as="column")
+    return path

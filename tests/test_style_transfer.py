@@ -1,0 +1,217 @@
+"""style_transfer.py on tiny VGG-19 .mat files in both MatConvNet layouts."""
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import plumbing
+import style_transfer
+from conftest import PROJECT, run_script
+from plumbing import UserError
+from tests.standins import vgg19_weights, write_vgg_mat
+
+COST = re.compile(r"^iteration: (\d+) cost: ([0-9.e+-]+)$", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def mats(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("vgg")
+    weights = vgg19_weights()
+    return {"weights": weights,
+            "new": write_vgg_mat(folder / "new.mat", weights, "new"),
+            "old": write_vgg_mat(folder / "old.mat", weights, "old"),
+            "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    """A non-square 'photo' with a colour gradient and a striped 'style'."""
+    folder = tmp_path_factory.mktemp("pictures")
+    y, x = np.mgrid[0:60, 0:90]
+    photo = np.stack([x * 2.5, y * 3.5, np.full_like(x, 120)], -1).astype(np.uint8)
+    Image.fromarray(photo).save(folder / "content.png")
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::8] = (250, 40, 40)
+    stripes[::8, :] = (30, 30, 220)
+    Image.fromarray(stripes).save(folder / "style.jpg")
+    Image.fromarray(np.full((50, 50, 3), (20, 200, 90), np.uint8)).save(folder / "style2.png")
+    return folder
+
+
+# --------------------------------------------------------------------------------------------
+# Loading the .mat file
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["new", "old"])
+def test_both_layouts_give_the_weights_written(mats, layout):
+    loaded = style_transfer.load_vgg(mats[layout])
+    assert len(loaded) == 19
+    for name, (kernel, bias) in mats["weights"].items():
+        np.testing.assert_array_equal(loaded[name][0], kernel)
+        np.testing.assert_array_equal(loaded[name][1], bias)
+        assert loaded[name][1].ndim == 1
+
+
+def test_a_misnamed_layer_is_rejected_by_name(mats, tmp_path):
+    path = write_vgg_mat(tmp_path / "bad.mat", mats["weights"], rename=(5, "conv2_x"))
+    with pytest.raises(UserError, match="layer 5 is 'conv2_x', where VGG-19 has conv2_1"):
+        style_transfer.load_vgg(path)
+
+
+def test_a_missing_layer_is_rejected(mats, tmp_path):
+    path = write_vgg_mat(tmp_path / "short.mat", mats["weights"], drop=12)
+    with pytest.raises(UserError, match="has 42 layers; VGG-19 has 43"):
+        style_transfer.load_vgg(path)
+
+
+def test_a_file_that_is_not_a_mat_file(tmp_path):
+    (tmp_path / "x.mat").write_text("<html>not found</html>")
+    with pytest.raises(UserError, match="is not a MatConvNet .mat file"):
+        style_transfer.load_vgg(tmp_path / "x.mat")
+    with pytest.raises(UserError, match="does not exist"):
+        style_transfer.load_vgg(tmp_path / "missing.mat")
+
+
+def test_list_layers_prints_the_books_lines(mats):
+    result = run_script(PROJECT / "style_transfer.py", "--weights", mats["new"], "--list-layers")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "(3, 3, 3, 4) conv1_1" and lines[-1] == "(1, 1, 8, 5) fc8"
+    assert len(lines) == 19
+
+
+# --------------------------------------------------------------------------------------------
+# The losses against NumPy
+# --------------------------------------------------------------------------------------------
+
+def evaluate(build):
+    import tensorflow.compat.v1 as tf
+    graph = tf.Graph()
+    with graph.as_default():
+        tensor = build()
+    with plumbing.new_session(graph) as session:
+        return session.run(tensor)
+
+
+def test_losses_match_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 5, 7, 3)).astype(np.float32)
+    p = rng.standard_normal((1, 5, 7, 3)).astype(np.float32)
+    F = x.reshape(35, 3).astype(np.float64)
+    A = p.reshape(35, 3).T.astype(np.float64) @ p.reshape(35, 3)
+    gram = evaluate(lambda: style_transfer.gram_matrix(x, 3, 35))
+    np.testing.assert_allclose(gram, F.T @ F, rtol=1e-5)
+    content = evaluate(lambda: style_transfer.content_loss(p, x))
+    np.testing.assert_allclose(content, np.sum((x - p) ** 2) / (2 * 105), rtol=1e-5)
+    style = evaluate(lambda: style_transfer.style_loss(A.astype(np.float32), x))
+    np.testing.assert_allclose(style, np.sum((F.T @ F - A) ** 2) / (4 * 9 * 35 ** 2), rtol=1e-4)
+    tv = evaluate(lambda: style_transfer.total_variation_loss(x))
+    expected = np.sum(np.diff(x, axis=1) ** 2) + np.sum(np.diff(x, axis=2) ** 2)
+    np.testing.assert_allclose(tv, expected, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# End to end
+# --------------------------------------------------------------------------------------------
+
+def stylize(mats, pictures, out, *extra, style=("style.jpg",)):
+    return run_script(PROJECT / "style_transfer.py", "--content", pictures / "content.png",
+                      "--style", *(pictures / s for s in style), "--weights", mats["new"],
+                      "--size", "48", "--output-dir", out, "--seed", "1", *extra)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_a_few_iterations_lower_the_loss_and_write_pngs(mats, pictures, tmp_path, optimizer):
+    before = {p.name: p.read_bytes() for p in pictures.iterdir()}
+    result = stylize(mats, pictures, tmp_path / "out", "--optimizer", optimizer,
+                     "--iterations", "20", "--print-every", "10", "--save-every", "10")
+    assert result.returncode == 0, result.stderr
+    costs = [float(cost) for _, cost in COST.findall(result.stdout)]
+    assert len(costs) == 3 and costs[-1] < 0.5 * costs[0], costs
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["0.png", "10.png", "20.png", "final.png", "loss_curve.png",
+                     "progress_grid.png"]
+    with Image.open(tmp_path / "out" / "final.png") as image:
+        assert image.size == (48, 32)  # the longest side is --size; the aspect ratio stays
+    assert {p.name: p.read_bytes() for p in pictures.iterdir()} == before
+
+
+def test_preserve_colors_keeps_the_contents_chroma(mats, pictures, tmp_path):
+    result = stylize(mats, pictures, tmp_path / "out", "--iterations", "10",
+                     "--preserve-colors", "--save-every", "10")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "out" / "final.png") as image:
+        output = np.asarray(image.convert("YCbCr"), np.float64)
+    content = plumbing.open_rgb(pictures / "content.png").resize((48, 32),
+                                                                 Image.Resampling.LANCZOS)
+    expected = np.asarray(content.convert("YCbCr"), np.float64)
+    assert np.abs(output[..., 1:] - expected[..., 1:]).mean() < 2.0
+    assert np.abs(output[..., 0] - expected[..., 0]).mean() > 2.0  # the luminance did change
+
+
+def test_earlier_outputs_and_inputs_are_never_replaced(mats, pictures, tmp_path):
+    first = stylize(mats, pictures, tmp_path / "out", "--iterations", "2")
+    assert first.returncode == 0, first.stderr
+    again = stylize(mats, pictures, tmp_path / "out", "--iterations", "2")
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert stylize(mats, pictures, tmp_path / "out", "--iterations", "2",
+                   "--overwrite").returncode == 0
+    onto_input = stylize(mats, pictures, tmp_path / "out2", "--iterations", "2",
+                         "--output", pictures / "content.png", "--overwrite")
+    assert onto_input.returncode == 1 and "outputs never replace inputs" in onto_input.stderr
+
+
+def test_two_styles_blend(mats, pictures, tmp_path):
+    result = stylize(mats, pictures, tmp_path / "out", "--iterations", "5",
+                     "--style-blend-weights", "0.7", "0.3", style=("style.jpg", "style2.png"))
+    assert result.returncode == 0, result.stderr
+    wrong = stylize(mats, pictures, tmp_path / "out2", "--iterations", "5",
+                    "--style-blend-weights", "1", style=("style.jpg", "style2.png"))
+    assert wrong.returncode == 1 and "one --style-blend-weights value per" in wrong.stderr
+
+
+def test_bf16_precision_runs(mats, pictures, tmp_path):
+    result = stylize(mats, pictures, tmp_path / "out", "--iterations", "10", "--precision",
+                     "bf16", "--print-every", "10")
+    assert result.returncode == 0, result.stderr
+    costs = [float(cost) for _, cost in COST.findall(result.stdout)]
+    assert costs[-1] < costs[0]
+
+
+@pytest.mark.parametrize("problem, message", [
+    (("--content", "missing.jpg"), "does not exist"),
+    (("--style", "notes.txt"), "is not an image"),
+    (("--size", "200000"), "GiB"),
+    (("--weights", "nothing.mat"), "does not exist"),
+])
+def test_clear_errors_before_any_long_work(mats, pictures, tmp_path, problem, message):
+    (tmp_path / "notes.txt").write_text("text")
+    args = {"--content": str(pictures / "content.png"), "--style": str(pictures / "style.jpg"),
+            "--weights": str(mats["new"]), "--size": "48"}
+    args[problem[0]] = problem[1] if problem[0] == "--size" else str(tmp_path / problem[1])
+    flat = [item for pair in args.items() for item in pair]
+    result = run_script(PROJECT / "style_transfer.py", *flat, "--output-dir", tmp_path / "o",
+                        "--iterations", "2")
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_optimiser_is_a_generator_of_progress(mats, pictures):
+    params = style_transfer.load_vgg(mats["new"])
+    content = style_transfer.preprocess(plumbing.open_rgb(pictures / "content.png"), (24, 16))
+    style = style_transfer.preprocess(plumbing.open_rgb(pictures / "style.jpg"), (24, 16))
+    settings = style_transfer.build_parser().parse_args(["--style", "x"])
+    problem = style_transfer.build_problem(params, content.shape,
+                                           style_transfer.settings_from(settings), 1)
+    with plumbing.new_session(problem.graph) as session:
+        session.run(problem.initializer)
+        style_transfer.set_targets(session, problem, content, [style], content)
+        steps = list(style_transfer.stylize(session, problem, 6, "adam", 3))
+    assert [iteration for iteration, _, _ in steps] == list(range(7))
+    assert [image is not None for _, image, _ in steps] == [True, False, False, True, False,
+                                                            False, True]
+    assert set(steps[0][2]) == {"total", "content", "style", "tv"}
