@@ -242,8 +242,8 @@ def make_params(shapes, trainable=()):
 
 def load_params(session, params, weights):
     for layer, (kernel, bias) in params.items():
-        kernel.load(weights[layer][0], session)
-        bias.load(weights[layer][1], session)
+        plumbing.load_variable(session, kernel, weights[layer][0])
+        plumbing.load_variable(session, bias, weights[layer][1])
 
 
 def shapes_of(weights):

@@ -207,13 +207,13 @@ def epoch_rng(seed, epoch):
 def train_epoch(session, net, train, batch_size, rng, label, max_batches=None):
     """One pass over `train` in a fresh order, with the book's dropout; returns the mean loss."""
     order = rng.permutation(len(train.images))
-    images, labels = train.images[order], train.labels[order]
-    starts = range(0, len(images), batch_size)[:max_batches]
+    starts = range(0, len(order), batch_size)[:max_batches]
     progress = plumbing.Progress(len(starts), label, unit=" batches")
     losses = []
     for start in starts:
+        batch = order[start:start + batch_size]  # gather one batch, not a shuffled copy of all
         _, loss = session.run([net.optimizer, net.cost], feed_dict={
-            net.X: images[start:start + batch_size], net.Y: labels[start:start + batch_size],
+            net.X: train.images[batch], net.Y: train.labels[batch],
             net.p_keep_conv: 0.8, net.p_keep_hidden: 0.5})
         losses.append(loss)
         progress.update()
@@ -265,7 +265,7 @@ def restore_or_initialize(session, net, checkpoint_dir):
 
 
 def save_checkpoint(session, net, checkpoint_dir, epochs_done, history):
-    net.epochs_done.load(epochs_done, session)
+    plumbing.load_variable(session, net.epochs_done, epochs_done)
     Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
     net.saver.save(session, str(Path(checkpoint_dir) / "model.ckpt"), global_step=epochs_done)
     with plumbing.atomic_output(Path(checkpoint_dir) / "history.json") as temporary:

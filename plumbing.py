@@ -431,6 +431,14 @@ def make_deterministic(seed):
     tf.config.experimental.enable_op_determinism()
 
 
+def load_variable(session, variable, value):
+    """Set a variable of `session`'s graph to a NumPy value by feeding its initializer: no new
+    op, so it works on a finalized graph, and it works outside `with session:` too (where
+    Variable.load alone would try, and fail, to assign eagerly)."""
+    with session.graph.as_default():
+        variable.load(value, session)
+
+
 def new_session(graph, precision="fp32"):
     """A `tf.compat.v1.Session` for `graph` that takes GPU memory as it needs it.
 

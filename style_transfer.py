@@ -202,13 +202,13 @@ def build_problem(params, shape, settings, style_count):
 
 
 def set_targets(session, problem, content, styles, initial):
-    problem.content_target.load(session.run(problem.content_layer, {problem.x: content}),
-                                session)
+    plumbing.load_variable(session, problem.content_target,
+                           session.run(problem.content_layer, {problem.x: content}))
     for style, targets in zip(styles, problem.style_targets):
         grams = session.run(problem.grams, {problem.x: style})
         for layer, variable in targets.items():
-            variable.load(grams[layer], session)
-    problem.image.load(initial, session)
+            plumbing.load_variable(session, variable, grams[layer])
+    plumbing.load_variable(session, problem.image, initial)
 
 
 def stylize(session, problem, iterations, optimizer, report_every):
@@ -233,7 +233,7 @@ def lbfgs(session, problem, iterations, report_every, fetch):
     shape = problem.image.shape.as_list()
 
     def loss_and_gradient(flat):
-        problem.image.load(flat.reshape(shape).astype(np.float32), session)
+        plumbing.load_variable(session, problem.image, flat.reshape(shape).astype(np.float32))
         loss, gradient = session.run([problem.total, problem.gradient])
         return float(loss), gradient.ravel().astype(np.float64)
 
@@ -245,7 +245,8 @@ def lbfgs(session, problem, iterations, report_every, fetch):
                                          method="L-BFGS-B",
                                          options={"maxiter": min(report_every, iterations - done)})
         current = result.x
-        problem.image.load(current.reshape(shape).astype(np.float32), session)
+        plumbing.load_variable(session, problem.image,
+                               current.reshape(shape).astype(np.float32))
         stalled = result.nit == 0
         done = iterations if stalled else done + result.nit
         yield done, session.run(problem.image), session.run(fetch)

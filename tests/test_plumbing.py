@@ -221,3 +221,20 @@ def test_open_rgb_names_a_file_that_is_not_an_image(tmp_path):
         plumbing.open_rgb(tmp_path / "notes.png")
     with pytest.raises(UserError, match="does not exist"):
         plumbing.open_rgb(tmp_path / "missing.png")
+
+
+def test_load_variable_works_outside_the_sessions_context():
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+    graph = tf.Graph()
+    with graph.as_default():
+        variable = tf.Variable(tf.zeros([2, 3]))
+        initializer = tf.global_variables_initializer()
+    graph.finalize()
+    session = plumbing.new_session(graph)
+    try:
+        session.run(initializer)
+        plumbing.load_variable(session, variable, np.ones((2, 3), np.float32))
+        assert session.run(variable).sum() == 6
+    finally:
+        session.close()
