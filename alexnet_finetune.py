@@ -39,7 +39,6 @@ with plumbing.tensorflow_logging_quieted():
 
 CLASSES = ("cat", "dog")
 KEEP_PROB = 0.85
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 
 # --------------------------------------------------------------------------------------------
 # Data
@@ -55,7 +54,7 @@ def image_files(folder):
     folder = Path(folder)
     if not folder.is_dir():
         raise plumbing.UserError(f"{folder} is not a folder (make it with prep_images.py)")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in plumbing.IMAGE_SUFFIXES)
     if not files:
         raise plumbing.UserError(f"{folder} has no images")
     return files

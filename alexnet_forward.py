@@ -257,15 +257,7 @@ def shapes_of(weights):
 def preprocess(path, size=IMAGE_SIZE):
     """Any image as the network's input: RGB, shorter side resized to 227 and centre-cropped,
     BGR order, the ImageNet mean pixel subtracted; float32 (227, 227, 3)."""
-    from PIL import Image
-
-    image = plumbing.open_rgb(path, at_least=size)
-    scale = size / min(image.size)
-    if image.size != (size, size):
-        width, height = (max(size, round(side * scale)) for side in image.size)
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-        left, top = (width - size) // 2, (height - size) // 2
-        image = image.crop((left, top, left + size, top + size))
+    image = plumbing.centre_square(plumbing.open_rgb(path, at_least=size), size)
     rgb = np.asarray(image, dtype=np.float32)
     return rgb[:, :, ::-1] - IMAGENET_MEAN_BGR
 

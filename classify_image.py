@@ -200,7 +200,8 @@ def classify(args):
             print("\n".join(top_predictions(predictions, node_lookup, args.num_top_predictions)))
             if args.bottleneck:
                 target = plumbing.numbered_if_taken(Path(args.bottleneck) / f"{Path(image).stem}.npy")
-                np.save(target, features.astype(np.float32))
+                with plumbing.atomic_output(target) as temporary:
+                    np.save(temporary, features.astype(np.float32))
                 print(f"saved the {features.size} bottleneck features to {target}")
     return 1 if failures else 0
 

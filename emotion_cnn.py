@@ -16,7 +16,6 @@ L2 regularisation, Adam and the printed lines are the book's. What changed, and 
 """
 
 import argparse
-import time
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace

@@ -264,6 +264,22 @@ def extract_archive(archive, directory):
 # Images
 # --------------------------------------------------------------------------------------------
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def centre_square(image, size):
+    """A PIL image resized so its shorter side is `size`, then its centre size x size cut."""
+    from PIL import Image
+
+    if image.size == (size, size):
+        return image
+    scale = size / min(image.size)
+    width, height = (max(size, round(side * scale)) for side in image.size)
+    image = image.resize((width, height), Image.Resampling.BILINEAR)
+    left, top = (width - size) // 2, (height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
 def open_rgb(path, at_least=None):
     """Any image file as an upright 8-bit RGB PIL image.
 

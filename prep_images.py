@@ -16,15 +16,11 @@ import csv
 import multiprocessing
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 import plumbing
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
 
 def label_of(name):
     name = name.lower()
@@ -38,11 +34,7 @@ def resized(path, size, mode):
     image = plumbing.open_rgb(path, at_least=size)
     if mode == "squash":
         return image.resize((size, size), Image.Resampling.BILINEAR)
-    scale = size / min(image.size)
-    width, height = (max(size, round(side * scale)) for side in image.size)
-    image = image.resize((width, height), Image.Resampling.BILINEAR)
-    left, top = (width - size) // 2, (height - size) // 2
-    return image.crop((left, top, left + size, top + size))
+    return plumbing.centre_square(image, size)
 
 
 def convert(job):
@@ -54,16 +46,8 @@ def convert(job):
         image = resized(source, size, mode)
     except plumbing.UserError as error:
         return source, str(error)
-    handle, temporary = tempfile.mkstemp(prefix=".prep-", suffix=".jpg",
-                                         dir=os.path.dirname(target))
-    os.close(handle)
-    try:
+    with plumbing.atomic_output(target) as temporary:
         image.save(temporary, format="JPEG", quality=95)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return source, None
 
 
@@ -72,7 +56,7 @@ def plan(source_dir, output_dir, test_count, seed, size, mode):
     the seed, so a rerun picks the same files."""
     files = sorted(p for p in Path(source_dir).iterdir() if p.is_file()
                    and not p.name.startswith("."))
-    sources = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    sources = [p for p in files if p.suffix.lower() in plumbing.IMAGE_SUFFIXES]
     for other in sorted(set(files) - set(sources)):
         print(f"warning: skipped {other} (not an image file name)", file=sys.stderr)
     order = np.random.default_rng(seed).permutation(len(sources))

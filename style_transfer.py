@@ -286,7 +286,8 @@ def preserve_colors(stylized, content):
     return np.asarray(Image.merge("YCbCr", (luminance, cb, cr)).convert("RGB"))
 
 
-def initial_image(choice, content, styles, seed, size):
+def initial_image(choice, content, styles, seed, size, opened=None):
+    """The starting image; `opened` is the already-opened image when `choice` is a path."""
     rng = np.random.default_rng(seed)
     noise = rng.uniform(-20, 20, content.shape).astype(np.float32)
     if choice == "content":
@@ -295,7 +296,7 @@ def initial_image(choice, content, styles, seed, size):
         return styles[0]
     if choice == "noise":
         return noise * 0.7 + content * 0.3  # the book's start: noise_content_ratio 0.7
-    return preprocess(plumbing.open_rgb(choice), size)
+    return preprocess(opened or plumbing.open_rgb(choice), size)
 
 
 def save_png(array, path):
@@ -402,8 +403,8 @@ def run(args):
     check_before_work(args)
     content_image = plumbing.open_rgb(args.content)
     style_images = [plumbing.open_rgb(path) for path in args.style]
-    if args.initial not in ("content", "noise", "style"):
-        plumbing.open_rgb(args.initial)
+    initial_source = None if args.initial in ("content", "noise", "style") \
+        else plumbing.open_rgb(args.initial)
     size = content_size(content_image, args.size)
     params = load_vgg(args.weights or plumbing.fetch(VGG_WEIGHTS, DATA_DIR))
     needed, free = estimated_bytes(size, params), available_bytes()
@@ -412,7 +413,7 @@ def run(args):
                                  f"{free / 2**30:.1f} GiB are free; choose a smaller --size")
     content = preprocess(content_image, size)
     styles = [preprocess(image, size) for image in style_images]
-    initial = initial_image(args.initial, content, styles, args.seed, size)
+    initial = initial_image(args.initial, content, styles, args.seed, size, initial_source)
     device = plumbing.configure_devices(args.cpu)
     problem = build_problem(params, content.shape, settings_from(args), len(styles))
     print(f"{size[0]}x{size[1]} pixels, {args.optimizer}, {args.precision}, on {device}")

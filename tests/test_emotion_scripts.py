@@ -1,6 +1,5 @@
 """emotion_cnn.py and emotion_test.py: the network, training, testing and photos of every kind."""
 
-import io
 import re
 
 import numpy as np
@@ -10,7 +9,7 @@ from PIL import Image
 import emotion_cnn
 import emotion_test
 import plumbing
-from conftest import PROJECT, face_set, run_script, write_book_layout
+from conftest import PROJECT, run_script, write_book_layout
 
 SEVEN_LINES = re.compile(r"^(anger|disgust|fear|happy|sad|surprise|neutral) = ([0-9.]+)%$",
                          re.MULTILINE)

@@ -215,3 +215,12 @@ def test_the_optimiser_is_a_generator_of_progress(mats, pictures):
     assert [image is not None for _, image, _ in steps] == [True, False, False, True, False,
                                                             False, True]
     assert set(steps[0][2]) == {"total", "content", "style", "tv"}
+
+
+def test_an_initial_image_path_is_used(mats, pictures, tmp_path):
+    result = stylize(mats, pictures, tmp_path / "out", "--iterations", "2", "--initial",
+                     pictures / "style2.png", "--learning-rate", "0.001")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "out" / "0.png") as image:
+        start = np.asarray(image, np.float64).mean(axis=(0, 1))
+    assert np.allclose(start, (20, 200, 90), atol=3)  # the plain green image, barely moved
