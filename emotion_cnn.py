@@ -195,20 +195,23 @@ def train(args, data):
     print(f"emotion CNN: {count_parameters(net):,} parameters; training on {args.device}")
     with net.graph.as_default():  # FileWriter refuses to start in eager mode
         summary_writer = tf.summary.FileWriter(str(logs_dir), net.graph)
-    with plumbing.new_session(net.graph) as sess:
+    with plumbing.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
         sess.run(net.initializer)
         if restore_latest(sess, net, logs_dir):
             print("Model Restored!")
         first = int(sess.run(net.global_step))
         progress = plumbing.Progress(max(iterations - first, 0), "training", unit=" steps")
-        step = first - 1
+        steps_done = first
         try:
             for step in range(first, iterations):
+                if ctrl_c.pressed:
+                    break
                 batch_image, batch_label = get_next_batch(data.train_images, data.train_labels,
                                                           step, args.batch_size)
                 feed_dict = {net.input_dataset: batch_image, net.input_labels: batch_label,
                              net.keep_prob: KEEP_PROB}
                 sess.run(net.train_op, feed_dict=feed_dict)
+                steps_done = step + 1
                 progress.update()
                 if step % 10 == 0:
                     train_loss, summary_str = sess.run([net.loss_val, net.summary_op], feed_dict)
@@ -221,13 +224,13 @@ def train(args, data):
                         datetime.now(), valid_loss, accuracy(predicted, data.valid_labels)),
                         flush=True)
                     save_checkpoint(sess, net, logs_dir, step)
-        except KeyboardInterrupt:
-            save_checkpoint(sess, net, logs_dir, step)
-            print(f"interrupted: saved a checkpoint after {step + 1} iterations in {logs_dir}; "
-                  f"run the same command to resume")
-            return 130
         finally:
             summary_writer.close()
+        if ctrl_c.pressed and steps_done < iterations:
+            save_checkpoint(sess, net, logs_dir, steps_done - 1)
+            print(f"interrupted: saved a checkpoint after {steps_done} iterations in {logs_dir}; "
+                  f"run the same command to resume")
+            return 130
         if first >= iterations:
             print(f"{logs_dir} already holds {first} iterations (--iterations {iterations})")
         else:

@@ -204,13 +204,16 @@ def epoch_rng(seed, epoch):
     return np.random.default_rng(None if seed is None else [seed, epoch])
 
 
-def train_epoch(session, net, train, batch_size, rng, label, max_batches=None):
-    """One pass over `train` in a fresh order, with the book's dropout; returns the mean loss."""
+def train_epoch(session, net, train, batch_size, rng, label, max_batches=None, ctrl_c=None):
+    """One pass over `train` in a fresh order, with the book's dropout; returns the mean loss.
+    Stops early, after the batch under way, once `ctrl_c.pressed`."""
     order = rng.permutation(len(train.images))
     starts = range(0, len(order), batch_size)[:max_batches]
     progress = plumbing.Progress(len(starts), label, unit=" batches")
     losses = []
     for start in starts:
+        if ctrl_c is not None and ctrl_c.pressed:
+            break
         batch = order[start:start + batch_size]  # gather one batch, not a shuffled copy of all
         _, loss = session.run([net.optimizer, net.cost], feed_dict={
             net.X: train.images[batch], net.Y: train.labels[batch],
@@ -218,7 +221,7 @@ def train_epoch(session, net, train, batch_size, rng, label, max_batches=None):
         losses.append(loss)
         progress.update()
     progress.close()
-    return float(np.mean(losses))
+    return float(np.mean(losses)) if losses else float("nan")
 
 
 def evaluate(session, net, data, batch_size=1000):
@@ -360,32 +363,35 @@ def train(args):
     if args.logdir:
         with net.graph.as_default():  # FileWriter refuses to start in eager mode
             writer = tf.summary.FileWriter(args.logdir, net.graph)
-    with plumbing.new_session(net.graph) as session:
+    with plumbing.new_session(net.graph) as session, plumbing.CtrlC() as ctrl_c:
         epochs_done, history = restore_or_initialize(session, net, checkpoint_dir)
         if epochs_done:
             print(f"resuming from {checkpoint_dir} after {epochs_done} epochs")
-        try:
-            for i in range(epochs_done, epochs):
-                started = time.monotonic()
-                rng = epoch_rng(args.seed, i)
-                train_loss = train_epoch(session, net, mnist.train, args.batch_size, rng,
-                                         f"epoch {i}", max_batches)
-                test_sample = sample(mnist.test, args.test_size, rng)
-                correct, _ = evaluate(session, net, test_sample)
-                validation_correct, validation_loss = evaluate(session, net, validation)
-                entry = {"epoch": i, "train_loss": train_loss, "validation_loss": validation_loss,
-                         "test_sample_accuracy": correct / len(test_sample.images),
-                         "validation_accuracy": validation_correct / len(validation.images)}
-                history.append(entry)
-                epochs_done = i + 1
-                print(f"{i} {entry['test_sample_accuracy']}  validation accuracy "
-                      f"{entry['validation_accuracy']:.4f}  loss {train_loss:.4f}  "
-                      f"({time.monotonic() - started:.0f} s)", flush=True)
-                if writer:
-                    write_scalars(writer, i, {k: v for k, v in entry.items() if k != "epoch"})
-                if checkpoint_dir:
-                    save_checkpoint(session, net, checkpoint_dir, epochs_done, history)
-        except KeyboardInterrupt:
+        for i in range(epochs_done, epochs):
+            started = time.monotonic()
+            rng = epoch_rng(args.seed, i)
+            train_loss = train_epoch(session, net, mnist.train, args.batch_size, rng,
+                                     f"epoch {i}", max_batches, ctrl_c)
+            if ctrl_c.pressed:
+                break
+            test_sample = sample(mnist.test, args.test_size, rng)
+            correct, _ = evaluate(session, net, test_sample)
+            validation_correct, validation_loss = evaluate(session, net, validation)
+            entry = {"epoch": i, "train_loss": train_loss, "validation_loss": validation_loss,
+                     "test_sample_accuracy": correct / len(test_sample.images),
+                     "validation_accuracy": validation_correct / len(validation.images)}
+            history.append(entry)
+            epochs_done = i + 1
+            print(f"{i} {entry['test_sample_accuracy']}  validation accuracy "
+                  f"{entry['validation_accuracy']:.4f}  loss {train_loss:.4f}  "
+                  f"({time.monotonic() - started:.0f} s)", flush=True)
+            if writer:
+                write_scalars(writer, i, {k: v for k, v in entry.items() if k != "epoch"})
+            if checkpoint_dir:
+                save_checkpoint(session, net, checkpoint_dir, epochs_done, history)
+        if ctrl_c.pressed and epochs_done < epochs:
+            if writer:
+                writer.close()
             if checkpoint_dir:
                 save_checkpoint(session, net, checkpoint_dir, epochs_done, history)
                 print(f"interrupted: saved a checkpoint after {epochs_done} epochs in "

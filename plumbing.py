@@ -11,9 +11,11 @@ TensorFlow is imported inside the functions that need it, so scripts without a g
 import contextlib
 import hashlib
 import os
+import signal
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +43,34 @@ def run_reporting_errors(work):
     except KeyboardInterrupt:
         print(f"{program}: interrupted", file=sys.stderr)
         return 130
+
+
+class CtrlC:
+    """`with CtrlC() as ctrl_c:` turns the first Ctrl-C into `ctrl_c.pressed`, which a training
+    loop checks between steps. A KeyboardInterrupt raised at an arbitrary point can land inside
+    TensorFlow's Python wrappers or half-way through a checkpoint write; a flag checked between
+    steps cannot. A second Ctrl-C interrupts at once, as usual."""
+
+    def __init__(self, message="Ctrl-C: stopping after this step (press it again to quit now)"):
+        self.message, self.pressed, self._previous = message, False, None
+
+    def __enter__(self):
+        # Left alone where SIGINT is ignored on purpose (nohup, background jobs) or cannot be
+        # handled (a thread other than the main one).
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+            self._previous = signal.signal(signal.SIGINT, self._press)
+        return self
+
+    def _press(self, signum, frame):
+        self.pressed = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print(f"\n{self.message}", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exception):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 import gzip
 import http.server
+import re
+import signal
 import subprocess
 import sys
 import threading
@@ -63,6 +65,31 @@ def write_mnist(directory, train_count=700, test_count=300, seed=0):
 @pytest.fixture
 def mnist_dir(tmp_path):
     return write_mnist(tmp_path / "MNIST-data")
+
+
+def sigint_as_in_a_terminal():
+    # A CI runner that starts jobs in the background hands them SIGINT ignored, and Python
+    # then never raises KeyboardInterrupt; a reader's terminal always delivers it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_script(*args):
+    """Start a project script that a test will Ctrl-C; a crash prints its Python stack."""
+    return subprocess.Popen([sys.executable, "-X", "faulthandler", *map(str, args)], cwd=PROJECT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_in_a_terminal)
+
+
+def ctrl_c_when(process, pattern):
+    """Send SIGINT once a stdout line matches `pattern`; returns (stdout, stderr) at its end."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if re.match(pattern, line):
+            process.send_signal(signal.SIGINT)
+            break
+    out, err = process.communicate(timeout=300)
+    return "".join(lines) + out, err
 
 
 def run_script(*args, cwd=None, timeout=600):

@@ -9,7 +9,7 @@ from PIL import Image
 import emotion_cnn
 import emotion_test
 import plumbing
-from conftest import PROJECT, run_script, write_book_layout
+from conftest import PROJECT, ctrl_c_when, run_script, start_script, write_book_layout
 
 SEVEN_LINES = re.compile(r"^(anger|disgust|fear|happy|sad|surprise|neutral) = ([0-9.]+)%$",
                          re.MULTILINE)
@@ -133,6 +133,19 @@ def test_training_learns_and_a_rerun_resumes(tmp_path):
                         tmp_path / "logs", "--mode", "test")
     accuracy = float(re.search(r"Test accuracy: (\d\.\d{4})", tested.stdout).group(1))
     assert accuracy > 0.5, tested.stdout  # chance is 1/7
+
+
+def test_ctrl_c_saves_a_checkpoint_and_a_rerun_resumes_from_it(tmp_path):
+    data = write_book_layout(tmp_path / "data", train_count=100, test_count=20)
+    common = ("--data-dir", data, "--logs-dir", tmp_path / "logs", "--batch-size", "8")
+    process = start_script(PROJECT / "emotion_cnn.py", *common, "--iterations", "100000")
+    out, err = ctrl_c_when(process, r"^Training Loss")
+    assert process.returncode == 130 and "Traceback" not in err, err
+    done = int(re.search(r"interrupted: saved a checkpoint after (\d+) iterations", out).group(1))
+    assert 1 <= done < 100000
+    resumed = run_script(PROJECT / "emotion_cnn.py", *common, "--iterations", str(done + 1))
+    assert resumed.returncode == 0 and "Model Restored!" in resumed.stdout
+    assert "training: 100% |" in resumed.stderr and "1/1 steps" in resumed.stderr
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,14 +1,11 @@
 """lenet_mnist.py run as a reader runs it: a subprocess on generated MNIST-format files."""
 
 import re
-import signal
-import subprocess
-import sys
 
 import pytest
 
 import lenet_mnist
-from conftest import PROJECT, run_script, write_mnist
+from conftest import PROJECT, ctrl_c_when, run_script, start_script, write_mnist
 
 EPOCH_LINE = re.compile(r"^(\d+) ([0-9.]+)  validation accuracy ([0-9.]+)  loss ([0-9.]+)",
                         re.MULTILINE)
@@ -84,26 +81,11 @@ def test_rerun_resumes_from_the_checkpoint(tmp_path, mnist_dir):
     assert TEST_LINE.search(straight.stdout).group(0) == TEST_LINE.search(second.stdout).group(0)
 
 
-def sigint_as_in_a_terminal():
-    # A CI runner that starts jobs in the background hands them SIGINT ignored, and Python
-    # then never raises KeyboardInterrupt; a reader's terminal always delivers it.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_saves_a_checkpoint_and_a_rerun_finishes_the_epochs(tmp_path, mnist_dir):
     common = ["--data-dir", str(mnist_dir), "--validation-size", "100",
               "--checkpoint-dir", str(tmp_path / "ck")]
-    process = subprocess.Popen([sys.executable, str(PROJECT / "lenet_mnist.py"), *common,
-                                "--epochs", "500"], cwd=PROJECT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True,
-                               preexec_fn=sigint_as_in_a_terminal)
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if EPOCH_LINE.match(line):
-            process.send_signal(signal.SIGINT)
-            break
-    out, err = process.communicate(timeout=300)
+    process = start_script(PROJECT / "lenet_mnist.py", *common, "--epochs", "500")
+    out, err = ctrl_c_when(process, EPOCH_LINE.pattern)
     assert process.returncode == 130, err
     assert "Traceback" not in err
     saved = re.search(r"interrupted: saved a checkpoint after (\d+) epochs", out)

@@ -3,7 +3,9 @@
 import hashlib
 import io
 import os
+import signal
 import tarfile
+import time
 import zipfile
 
 import pytest
@@ -238,3 +240,30 @@ def test_load_variable_works_outside_the_sessions_context():
         assert session.run(variable).sum() == 6
     finally:
         session.close()
+
+
+def test_the_first_ctrl_c_is_a_flag_and_the_second_interrupts():
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with plumbing.CtrlC("stopping") as ctrl_c:
+            assert not ctrl_c.pressed
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs at the next bytecode boundary
+            assert ctrl_c.pressed
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_ignored_on_purpose_stays_ignored():
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with plumbing.CtrlC() as ctrl_c:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert not ctrl_c.pressed and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
