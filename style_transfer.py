@@ -117,8 +117,9 @@ def vgg19(image, params):
     for name in VGG19_LAYERS:
         if name.startswith("conv"):
             kernel, bias = params[name]
-            x = tf.nn.relu(tf.nn.conv2d(x, tf.constant(kernel), strides=[1, 1, 1, 1],
-                                        padding="SAME") + tf.constant(bias))
+            # bias_add, not "+": grappler then fuses conv, BiasAdd and ReLU into one oneDNN op
+            x = tf.nn.conv2d(x, tf.constant(kernel), strides=[1, 1, 1, 1], padding="SAME")
+            x = tf.nn.relu(tf.nn.bias_add(x, tf.constant(bias)))
             model[name] = x
         elif name.startswith("pool"):
             x = tf.nn.avg_pool(x, ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1], padding="SAME")
@@ -143,7 +144,16 @@ def content_loss(p, x):
 
 def gram_matrix(F, N, M):
     Ft = tf.reshape(F, (M, N))
-    return tf.matmul(tf.transpose(Ft), Ft)
+    return transposed_times_itself(Ft)
+
+
+@tf.custom_gradient
+def transposed_times_itself(Ft):
+    """The book's tf.matmul(tf.transpose(Ft), Ft), without copying the transpose and with a
+    gradient of one big matmul where TensorFlow's generic one takes two and their sum."""
+    def gradient(dG):
+        return tf.matmul(Ft, dG + tf.transpose(dG))
+    return tf.matmul(Ft, Ft, transpose_a=True), gradient
 
 
 def style_loss(A, x):
@@ -189,7 +199,9 @@ def build_problem(params, shape, settings, style_count):
         losses = {"content": settings.content_weight * content_loss(content_target,
                                                                        content_layer),
                   "style": settings.style_weight * tf.add_n(style_terms),
-                  "tv": settings.tv_weight * total_variation_loss(image)}
+                  # not even built at weight 0 (the default): its gradient costs 4% of a step
+                  "tv": (settings.tv_weight * total_variation_loss(image) if settings.tv_weight
+                         else tf.constant(0.0))}
         total = tf.add_n(list(losses.values()), name="total_loss")
         gradient = tf.gradients(total, image)[0]
         adam = tf.train.AdamOptimizer(settings.learning_rate).minimize(total, var_list=[image])

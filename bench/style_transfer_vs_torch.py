@@ -32,7 +32,8 @@ def random_vgg19(seed=0):
     for name in style_transfer.CONV_LAYERS:
         out = WIDTHS[int(name[4])]
         kernel = rng.standard_normal((3, 3, previous, out)) * np.sqrt(2 / (9 * previous))
-        params[name] = (kernel.astype(np.float32), np.zeros(out, np.float32))
+        bias = rng.standard_normal(out) * 0.1  # VGG's own biases are not zero either
+        params[name] = (kernel.astype(np.float32), bias.astype(np.float32))
         previous = out
     return params
 

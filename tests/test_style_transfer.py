@@ -95,6 +95,44 @@ def evaluate(build):
         return session.run(tensor)
 
 
+def numpy_conv_relu(x, kernel, bias):
+    """SAME 3x3 convolution, bias and ReLU of one (h, w, c) image, as plain sums."""
+    h, w, _ = x.shape
+    padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+    out = sum(padded[i:i + h, j:j + w] @ kernel[i, j] for i in range(3) for j in range(3))
+    return np.maximum(out + bias, 0)
+
+
+def numpy_avg_pool(x):
+    """2x2, stride 2, SAME: an odd edge's window averages only the pixels it has."""
+    h, w, c = x.shape
+    padded = np.full((h + h % 2, w + w % 2, c), np.nan)
+    padded[:h, :w] = x
+    windows = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2, c)
+    return np.nanmean(windows, axis=(1, 3))
+
+
+def test_the_vgg19_forward_pass_matches_numpy(mats):
+    """Every conv layer of the book's model (average pooling) on weights read back from the
+    tiny .mat, against a NumPy reference, on an odd-sized image that pooling leaves ragged."""
+    params = style_transfer.load_vgg(mats["new"])
+    image = np.random.default_rng(2).uniform(-120, 130, (1, 21, 18, 3)).astype(np.float32)
+    model = evaluate(lambda: style_transfer.vgg19(image, params))
+    x = image[0].astype(np.float64)
+    for name in style_transfer.VGG19_LAYERS:
+        if name.startswith("conv"):
+            kernel, bias = mats["weights"][name]
+            x = numpy_conv_relu(x, kernel.astype(np.float64), bias)
+            np.testing.assert_allclose(model[name][0], x, rtol=1e-4, atol=1e-3 * np.abs(x).max(),
+                                       err_msg=name)
+        elif name.startswith("pool"):
+            x = numpy_avg_pool(x)
+            if name == "pool5":
+                break
+            np.testing.assert_allclose(model["avg" + name][0], x, rtol=1e-4,
+                                       atol=1e-3 * np.abs(x).max(), err_msg=name)
+
+
 def test_losses_match_numpy():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 5, 7, 3)).astype(np.float32)
@@ -112,6 +150,34 @@ def test_losses_match_numpy():
     np.testing.assert_allclose(tv, expected, rtol=1e-5)
 
 
+def test_the_gram_gradient_matches_numpy():
+    """d/dF of sum(W * F^T F) is F (W + W^T); W not symmetric, to catch a gradient that
+    assumed it was."""
+    import tensorflow.compat.v1 as tf
+    rng = np.random.default_rng(1)
+    F = rng.standard_normal((35, 3)).astype(np.float32)
+    W = rng.standard_normal((3, 3)).astype(np.float32)
+
+    def gradient():
+        Ft = tf.constant(F)
+        return tf.gradients(tf.reduce_sum(W * style_transfer.transposed_times_itself(Ft)), Ft)[0]
+    np.testing.assert_allclose(evaluate(gradient), F @ (W + W.T), rtol=1e-5, atol=1e-5)
+
+
+def test_the_tv_term_is_left_out_of_the_graph_at_weight_0():
+    shape = (1, 16, 16, 3)
+
+    def slices(tv_weight):
+        settings = style_transfer.settings_from(style_transfer.build_parser().parse_args(
+            ["--style", "s.jpg", "--tv-weight", str(tv_weight)]))
+        problem = style_transfer.build_problem(vgg19_weights(), shape, settings, 1)
+        return [op for op in problem.graph.get_operations() if op.type == "StridedSlice"]
+    assert slices(0) == [] and len(slices(0.5)) == 4
+
+
+# --------------------------------------------------------------------------------------------
+# End to end
+# --------------------------------------------------------------------------------------------
 # --------------------------------------------------------------------------------------------
 # End to end
 # --------------------------------------------------------------------------------------------
