@@ -186,7 +186,8 @@ class ParsedRows:
 
 def parse_rows(raw, spans, names):
     """NumPy's C parser block by block; row by row only in a block holding a malformed row."""
-    labels, pixels, kept, problems = [np.zeros(0, np.int8)], [np.zeros((0, PIXELS), np.uint8)], [], []
+    labels, pixels = [np.zeros(0, np.int8)], [np.zeros((0, PIXELS), np.uint8)]
+    kept, problems = [], []
     for first in range(0, len(spans), ROWS_PER_BLOCK):
         block = spans[first:first + ROWS_PER_BLOCK]
         parsed = parse_block(raw, block, names)
@@ -213,65 +214,69 @@ def parse_rows(raw, spans, names):
 
 # A file this long is split in two at a row boundary: a helper process parses the second part
 # while this one parses the first. NumPy's parser holds the GIL, so threads would take turns;
-# below this size the helper's start-up (Python and NumPy, about 0.2 s) costs more than it saves.
+# below this size the helper's start-up (Python and NumPy, about 0.2 s) costs more than it saves,
+# and for the same reason its part is the smaller one.
 HELPER_MIN_BYTES = 20_000_000
+HELPER_SHARE = 0.45
 HELPER_CODE = ("import sys; sys.path.insert(0, sys.argv[1]); import EmotionUtils; "
                "EmotionUtils.parse_for_another_process(*sys.argv[2:])")
 
 
-def parse_for_another_process(csv_path, boundary, out_path):
-    """The helper's side: the rows from byte `boundary` on, saved as a plain .npz, their line
-    numbers counted from 1 (the caller knows how many lines come before)."""
+def parse_for_another_process(csv_path, boundary, folder):
+    """The helper's side: the rows from byte `boundary` on, saved as plain .npy/.npz files in
+    `folder`, their line numbers counted from 1 (the caller knows how many lines come before)."""
     with open(csv_path, "rb") as stream:
         names, _ = read_header(stream.readline(), csv_path)
         stream.seek(int(boundary))
         raw = stream.read()
     rows = parse_rows(raw, row_spans(raw, 0, number=1), names)
-    with open(out_path, "wb") as stream:
-        np.savez(stream, pixels=rows.pixels,
+    np.save(Path(folder) / "pixels.npy", rows.pixels)  # mapped, not copied, by the caller
+    with open(Path(folder) / "rest.npz", "wb") as stream:
+        np.savez(stream,
                  **({} if rows.labels is None else {"labels": rows.labels}),
                  **({} if rows.usage is None else {"usage": rows.usage}),
                  problem_lines=np.array([number for number, _ in rows.problems], np.int64),
                  problem_reasons=np.array([why for _, why in rows.problems], dtype=str))
 
 
-def start_helper(csv_path, boundary, out_path):
+def start_helper(csv_path, boundary, folder):
     try:
         return subprocess.Popen([sys.executable, "-c", HELPER_CODE, str(Path(__file__).parent),
-                                 str(csv_path), str(boundary), str(out_path)],
+                                 str(csv_path), str(boundary), str(folder)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     except OSError:
         return None
 
 
-def helper_result(helper, out_path, lines_before, names):
-    """The helper's rows in this file's line numbers, or None if it failed in any way (the
-    caller then parses them itself)."""
+def helper_result(helper, folder, names):
+    """The helper's rows, line numbers counted from its first, or None if it failed in any way
+    (the caller then parses them itself)."""
     if helper is None or helper.wait() != 0:
         return None
     try:
-        with np.load(out_path, allow_pickle=False) as saved:
+        pixels = np.load(Path(folder) / "pixels.npy", mmap_mode="r", allow_pickle=False)
+        with np.load(Path(folder) / "rest.npz", allow_pickle=False) as saved:
             labels = saved["labels"] if "emotion" in names else None
             usage = saved["usage"] if "usage" in names else None
-            problems = [(number + lines_before, why) for number, why in
-                        zip(saved["problem_lines"].tolist(), saved["problem_reasons"].tolist())]
-            return ParsedRows(labels, saved["pixels"], usage, problems)
+            problems = list(zip(saved["problem_lines"].tolist(),
+                                saved["problem_reasons"].tolist()))
+            return ParsedRows(labels, pixels, usage, problems)
     except (OSError, ValueError, KeyError):
         return None
 
 
-def row_boundary_near_middle(path, size, header_end):
-    """The start of the first row at or after the middle byte of the file."""
+def row_boundary(path, fraction, header_end):
+    """The start of the first row at or after `fraction` of the file's bytes."""
     with open(path, "rb") as stream:
-        position = max(size // 2, header_end)
+        position = max(int(path.stat().st_size * fraction), header_end)
         stream.seek(position - 1)
         for chunk in iter(lambda: stream.read(1 << 16), b""):
             newline = chunk.find(b"\n")
             if newline >= 0:
                 return position + newline
             position += len(chunk)
-    return size
+    return position
 
 
 def usable_cpus():
@@ -284,29 +289,30 @@ def parse_all_rows(path, helper_min_bytes):
     if path.stat().st_size >= helper_min_bytes and usable_cpus() > 1:
         try:
             with tempfile.TemporaryDirectory(prefix="EmotionUtils-") as folder:
-                return names, parse_in_two_processes(path, names, header_end,
-                                                     Path(folder) / "rows.npz")
+                return names, parse_in_two_processes(path, names, header_end, folder)
         except OSError:
             pass  # no temporary folder to hand results over in: one process does it all
     raw = read_file(path)
     return names, parse_rows(raw, row_spans(raw, header_end), names)
 
 
-def parse_in_two_processes(path, names, header_end, out_path):
-    boundary = row_boundary_near_middle(path, path.stat().st_size, header_end)
-    helper = start_helper(path, boundary, out_path)
+def parse_in_two_processes(path, names, header_end, folder):
+    boundary = row_boundary(path, 1 - HELPER_SHARE, header_end)
+    helper = start_helper(path, boundary, folder)
     try:
         raw = read_file(path, limit=boundary)  # while the helper reads the rest
         first = parse_rows(raw, row_spans(raw, header_end), names)
-        lines_before = raw.count(b"\n")
-        second = helper_result(helper, out_path, lines_before, names)
+        second = helper_result(helper, folder, names)
     finally:
         if helper is not None and helper.poll() is None:
             helper.kill()
             helper.wait()
     if second is None:
         rest = read_file(path, offset=boundary)
-        second = parse_rows(rest, row_spans(rest, 0, number=lines_before + 1), names)
+        second = parse_rows(rest, row_spans(rest, 0, number=1), names)
+    if second.problems:  # renumbered from the top of the file (counting lines costs 0.04 s)
+        lines_before = raw.count(b"\n")
+        second.problems = [(number + lines_before, why) for number, why in second.problems]
     return ParsedRows.joined(first, second)
 
 
