@@ -4,6 +4,8 @@
    cannot be had offline; speed does not depend on the values) for our graph in fp32 and in
    bf16 (the session's mixed-precision rewrite), and for PyTorch fp32 on the same weights, the
    same images and the same loss, in one run. Goal: 3x faster than PyTorch fp32.
+   Beside them, the ceiling: the convolutions' GFLOP per iteration (forward, and backward to
+   the image) at the machine's float32 and bfloat16 matmul peak measured in the same run.
 2. Time to reach the loss that 1000 Adam iterations reach, Adam against L-BFGS, at a size that
    runs in a few minutes. Goal: L-BFGS in a quarter of Adam's time.
 
@@ -36,6 +38,37 @@ def random_vgg19(seed=0):
         params[name] = (kernel.astype(np.float32), bias.astype(np.float32))
         previous = out
     return params
+
+
+def convolution_gflop(size, content_layer="conv5_4"):
+    """Forward convolutions up to the content layer plus their input gradients (all 16 convs
+    at the defaults): 2 * 9 * in * out FLOP per pixel, twice."""
+    flop, previous, side = 0, 3, size
+    for name in style_transfer.CONV_LAYERS:
+        block = int(name[4])
+        if name.endswith("_1") and block > 1:
+            side = -(-side // 2)  # SAME average pooling rounds up
+        flop += 2 * 9 * previous * WIDTHS[block] * side * side
+        previous = WIDTHS[block]
+        if name == content_layer:
+            break
+    return 2 * flop / 1e9
+
+
+def matmul_peak_gflops(dtype, size=4096, repeats=5):
+    tf = style_transfer.tf
+    graph = tf.Graph()
+    with graph.as_default():
+        a = tf.Variable(tf.cast(tf.random_normal([size, size]), dtype))
+        b = tf.Variable(tf.cast(tf.random_normal([size, size]), dtype))
+        corner = tf.matmul(a, b)[0, 0]
+    with plumbing.new_session(graph) as session:
+        session.run(tf.global_variables_initializer())
+        session.run(corner)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            session.run(corner)
+        return repeats * 2 * size ** 3 / (time.perf_counter() - started) / 1e9
 
 
 def settings():
@@ -156,6 +189,15 @@ def main(argv=None):
         print(f"{name:>10}: {seconds:.2f} s per iteration at {args.size}x{args.size}")
     print(f"torch fp32 / ours fp32: {results['torch fp32'] / results['fp32']:.2f}x")
     print(f"torch fp32 / ours bf16: {results['torch fp32'] / results['bf16']:.2f}x")
+    gflop = convolution_gflop(args.size)
+    for precision, dtype in (("fp32", style_transfer.tf.float32),
+                             ("bf16", style_transfer.tf.bfloat16)):
+        peak = matmul_peak_gflops(dtype)
+        floor = gflop / peak
+        print(f"{precision}: convolutions {gflop:.0f} GFLOP per iteration at "
+              f"{gflop / results[precision]:.0f} GFLOP/s; matmul peak {peak:.0f} GFLOP/s, so at "
+              f"least {floor:.2f} s per iteration, at most "
+              f"{results['torch fp32'] / floor:.2f}x PyTorch fp32")
     small = load(args.content, args.ttl_size), load(args.style, args.ttl_size)
     adam, target, lbfgs, iterations = time_to_loss(params, *small, args.ttl_iterations)
     print(f"time to the loss of {args.ttl_iterations} Adam iterations ({target:.4g}) at "
