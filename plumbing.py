@@ -91,13 +91,13 @@ class Progress:
     every quarter so the log stays readable.
     """
 
-    def __init__(self, total, label, unit="", scale=1.0, stream=None):
+    def __init__(self, total, label, unit="", scale=1.0, stream=None, initial=0):
         self.total = total
         self.label = label
         self.unit = unit
         self.scale = scale
         self.stream = stream or sys.stderr
-        self.done = 0
+        self.done = self.initial = initial  # a resumed download starts part-way
         self.started = time.monotonic()
         self.interactive = self.stream.isatty()
         self._last_draw = 0.0
@@ -119,7 +119,7 @@ class Progress:
 
     def describe(self, now=None):
         elapsed = (now or time.monotonic()) - self.started
-        rate = self.done / elapsed if elapsed > 0 else 0.0
+        rate = (self.done - self.initial) / elapsed if elapsed > 0 else 0.0
         shown = f"{self.done / self.scale:,.1f}" if self.scale != 1 else f"{self.done:,}"
         if not self.total:
             return f"{self.label}: {shown}{self.unit} ({rate / self.scale:,.1f}{self.unit}/s)"
@@ -185,9 +185,11 @@ def fetch(remote, directory, quiet=False):
     """Return the path of `remote` in `directory`, downloading and verifying it if absent.
 
     A file already there is the user's and is used as it is (the script's reader checks its
-    structure), never replaced. A download goes to a hidden temporary file that is renamed only
-    once its size and checksum are right, so an interrupted run never leaves a file that looks
-    complete. Mirrors are tried in order; when all fail, a UserError says which file to put where.
+    structure), never replaced. A download goes to a hidden `.NAME.part` file that is renamed
+    only once its size and checksum are right, so an interrupted run never leaves a file that
+    looks complete; the next run continues the part file where the server allows (HTTP Range),
+    and starts again where it does not. Mirrors are tried in order; when all fail, a UserError
+    says which file to put where.
     """
     directory = Path(directory)
     target = directory / remote.name
@@ -212,47 +214,68 @@ def fetch(remote, directory, quiet=False):
 
 
 def _download_one(url, remote, target, quiet):
-    """Download `url` to `target`; return None on success or why it failed."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part",
-                                         dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as sink:
-            problem = _stream_into(url, remote, sink, quiet)
-        if problem is None:
-            problem = verification_problem(Path(temporary), remote)
-        if problem is None:
-            os.replace(temporary, target)
+    """Download `url` to `target` by way of its part file; return None on success or why not.
+    A part file cut short is kept for the next run; one that is complete but wrong is not."""
+    partial = target.parent / f".{target.name}.part"
+    resumed = _resume_offset(partial, remote) > 0
+    problem = _stream_into(url, remote, partial, quiet)
+    if problem is not None:
         return problem
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    problem = verification_problem(partial, remote)
+    if problem is None:
+        os.replace(partial, target)
+        return None
+    partial.unlink()
+    # A part file left from another version of the file spoils the whole: once more, afresh.
+    return _download_one(url, remote, target, quiet) if resumed else problem
 
 
-def _stream_into(url, remote, sink, quiet):
+def _resume_offset(partial, remote):
+    """How many bytes of the part file can be kept: 0 unless it is shorter than the file."""
+    have = partial.stat().st_size if partial.exists() else 0
+    return have if remote.size is None or have < remote.size else 0
+
+
+def _stream_into(url, remote, partial, quiet):
+    offset = _resume_offset(partial, remote)
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+            content_range = response.headers.get("Content-Range", "")
+            if not (response.status == 206 and content_range.startswith(f"bytes {offset}-")):
+                offset = 0  # the server sent the whole file
             announced = response.headers.get("Content-Length")
-            expected = remote.size or (int(announced) if announced else None)
-            unit, scale = (" MB", 1e6) if (expected or 0) >= 1e6 else (" kB", 1e3)
-            progress = None if quiet else Progress(expected, f"downloading {remote.name}",
-                                                   unit=unit, scale=scale)
-            received = 0
-            for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
-                sink.write(chunk)
-                received += len(chunk)
-                if progress:
-                    progress.update(len(chunk))
-            if progress:
-                progress.close()
+            sending = offset + int(announced) if announced else None
+            with open(partial, "ab" if offset else "wb") as sink:
+                received = offset + _copy_with_progress(response, sink, remote.size or sending,
+                                                        offset, remote.name, quiet)
     except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:  # the part file is no prefix the server knows
+            partial.unlink()
+            return _stream_into(url, remote, partial, quiet)
         return f"HTTP {error.code}"
     except urllib.error.URLError as error:
         return f"{getattr(error.reason, 'strerror', None) or error.reason}"
     except (HTTPException, OSError) as error:
-        return f"connection lost ({type(error).__name__})"
-    if expected is not None and received != expected:
-        return f"got {received:,} of {expected:,} bytes"
-    return None
+        return f"connection lost ({type(error).__name__}); a rerun continues from there"
+    if sending is not None and received < sending:  # cut short: worth continuing
+        return f"got {received:,} of {sending:,} bytes; a rerun continues from there"
+    return None  # all the server had: whether it is the right file is checked next
+
+
+def _copy_with_progress(response, sink, expected, offset, name, quiet):
+    unit, scale = (" MB", 1e6) if (expected or 0) >= 1e6 else (" kB", 1e3)
+    progress = None if quiet else Progress(expected, f"downloading {name}", unit=unit,
+                                           scale=scale, initial=offset)
+    copied = 0
+    for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+        sink.write(chunk)
+        copied += len(chunk)
+        if progress:
+            progress.update(len(chunk))
+    if progress:
+        progress.close()
+    return copied
 
 
 # --------------------------------------------------------------------------------------------

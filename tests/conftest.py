@@ -100,24 +100,37 @@ def run_script(*args, cwd=None, timeout=600):
 
 class FileServer:
     """A loopback HTTP server. `files` maps a path to bytes; `behaviour` maps a path to
-    'ok' (default), 'missing' (404) or 'drop' (announce the full length, send half, hang up)."""
+    'ok' (default; honours `Range: bytes=N-`), 'missing' (404), 'drop' (announce the full
+    length, send half, hang up) or 'no-range' (always the whole file). `ranges` records each
+    request's Range header (None without one)."""
 
     def __init__(self):
-        self.files, self.behaviour, self.requests = {}, {}, []
+        self.files, self.behaviour, self.requests, self.ranges = {}, {}, [], []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                server.ranges.append(self.headers.get("Range"))
                 body = server.files.get(self.path)
                 mode = server.behaviour.get(self.path, "ok")
                 if body is None or mode == "missing":
                     self.send_error(404)
                     return
-                self.send_response(200)
+                wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                start = int(wanted.group(1)) if wanted and mode != "no-range" else None
+                if start is not None and start >= len(body):
+                    self.send_error(416)
+                    return
+                if start is not None:
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                    body = body[start:]
+                else:
+                    self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body if mode == "ok" else body[:len(body) // 2])
+                self.wfile.write(body[:len(body) // 2] if mode == "drop" else body)
                 self.wfile.flush()
                 if mode == "drop":
                     self.close_connection = True

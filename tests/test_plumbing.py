@@ -45,13 +45,40 @@ def test_download_with_wrong_checksum_leaves_nothing(tmp_path, file_server):
     assert leftovers(tmp_path) == []
 
 
-def test_server_gone_mid_file_leaves_no_partial_file(tmp_path, file_server):
+def test_server_gone_mid_file_leaves_only_a_part_file_and_a_rerun_continues_it(tmp_path,
+                                                                               file_server):
     file_server.files["/w.bin"] = PAYLOAD
     file_server.behaviour["/w.bin"] = "drop"
+    remote = remote_for([file_server.url("/w.bin")])
     with pytest.raises(UserError) as error:
-        plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
-    assert "weights.bin" in str(error.value)
-    assert leftovers(tmp_path) == []
+        plumbing.fetch(remote, tmp_path, quiet=True)
+    assert "weights.bin" in str(error.value) and "a rerun continues" in str(error.value)
+    assert leftovers(tmp_path) == [".weights.bin.part"]  # nothing that looks complete
+    kept = (tmp_path / ".weights.bin.part").stat().st_size
+    assert 0 < kept < len(PAYLOAD)
+    file_server.behaviour["/w.bin"] = "ok"
+    path = plumbing.fetch(remote, tmp_path, quiet=True)
+    assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
+    assert file_server.ranges == [None, f"bytes={kept}-"]
+
+
+def test_a_server_without_ranges_sends_it_all_again(tmp_path, file_server):
+    (tmp_path / ".weights.bin.part").write_bytes(PAYLOAD[:1000])
+    file_server.files["/w.bin"] = PAYLOAD
+    file_server.behaviour["/w.bin"] = "no-range"
+    path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
+    assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
+    assert file_server.ranges == ["bytes=1000-"]
+
+
+@pytest.mark.parametrize("stale", [b"x" * 1000, PAYLOAD + b"more"],
+                         ids=["wrong-prefix", "longer-than-the-file"])
+def test_a_stale_part_file_is_replaced_by_a_fresh_download(tmp_path, file_server, stale):
+    (tmp_path / ".weights.bin.part").write_bytes(stale)
+    file_server.files["/w.bin"] = PAYLOAD
+    path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
+    assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
+    assert file_server.ranges[-1] is None
 
 
 def test_size_is_checked_when_no_checksum_is_known(tmp_path, file_server):
@@ -98,6 +125,15 @@ def test_progress_shows_rate_and_eta_in_a_log():
     lines = stream.getvalue().splitlines()
     assert 2 <= len(lines) <= 5  # one line per quarter in a log, not one per step
     assert "ETA" in lines[0] and "8/8 batches" in lines[-1]
+
+
+def test_a_resumed_progress_counts_its_rate_from_where_it_resumed():
+    stream = io.StringIO()
+    progress = plumbing.Progress(100, "downloading", stream=stream, initial=90)
+    progress.started -= 2.0  # two seconds for the last ten
+    progress.update(10)
+    assert "100/100" in stream.getvalue() or "100/100" in progress.describe()
+    assert " 5.0/s" in progress.describe()  # 10 in 2 s, not 100 in 2 s
 
 
 def make_tar(path, members):
@@ -267,3 +303,12 @@ def test_ctrl_c_ignored_on_purpose_stays_ignored():
             assert not ctrl_c.pressed and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_part_file_past_the_servers_end_is_started_again(tmp_path, file_server):
+    (tmp_path / ".weights.bin.part").write_bytes(PAYLOAD + b"more")
+    file_server.files["/w.bin"] = PAYLOAD
+    remote = remote_for([file_server.url("/w.bin")], size=None)  # so the length is unknown
+    path = plumbing.fetch(remote, tmp_path, quiet=True)
+    assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
+    assert file_server.ranges == [f"bytes={len(PAYLOAD) + 4}-", None]  # 416, then afresh
