@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import alexnet_forward  # noqa: E402  (the project root is not a package)
 import plumbing  # noqa: E402
 import prep_images  # noqa: E402
-from alexnet_forward import tf  # noqa: E402
+from machine_peak import matmul_peak_gflops  # noqa: E402
 from tests.standins import alexnet_weights  # noqa: E402
 
 MACS = {"conv1": 55 * 55 * 96 * 11 * 11 * 3, "conv2": 27 * 27 * 256 * 5 * 5 * 48,
@@ -32,21 +32,6 @@ MACS = {"conv1": 55 * 55 * 96 * 11 * 11 * 3, "conv2": 27 * 27 * 256 * 5 * 5 * 48
         "conv5": 13 * 13 * 256 * 3 * 3 * 192, "fc6": 9216 * 4096, "fc7": 4096 * 4096,
         "fc8": 4096 * 1000}
 GFLOP_PER_IMAGE = 2 * sum(MACS.values()) / 1e9
-
-
-def matmul_peak_gflops(size=4096, repeats=5):
-    graph = tf.Graph()
-    with graph.as_default():
-        a = tf.Variable(tf.random_normal([size, size]))
-        b = tf.Variable(tf.random_normal([size, size]))
-        product = tf.reduce_sum(tf.matmul(a, b))
-    with plumbing.new_session(graph) as sess:
-        sess.run(tf.global_variables_initializer())
-        sess.run(product)
-        started = time.perf_counter()
-        for _ in range(repeats):
-            sess.run(product)
-        return repeats * 2 * size ** 3 / (time.perf_counter() - started) / 1e9
 
 
 def forward_rates(batch_sizes, seconds):

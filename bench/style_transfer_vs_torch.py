@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import plumbing  # noqa: E402  (the project root is not a package)
 import style_transfer  # noqa: E402
+from machine_peak import matmul_peak_gflops  # noqa: E402
 
 WIDTHS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 
@@ -53,22 +54,6 @@ def convolution_gflop(size, content_layer="conv5_4"):
         if name == content_layer:
             break
     return 2 * flop / 1e9
-
-
-def matmul_peak_gflops(dtype, size=4096, repeats=5):
-    tf = style_transfer.tf
-    graph = tf.Graph()
-    with graph.as_default():
-        a = tf.Variable(tf.cast(tf.random_normal([size, size]), dtype))
-        b = tf.Variable(tf.cast(tf.random_normal([size, size]), dtype))
-        corner = tf.matmul(a, b)[0, 0]
-    with plumbing.new_session(graph) as session:
-        session.run(tf.global_variables_initializer())
-        session.run(corner)
-        started = time.perf_counter()
-        for _ in range(repeats):
-            session.run(corner)
-        return repeats * 2 * size ** 3 / (time.perf_counter() - started) / 1e9
 
 
 def settings():
@@ -190,8 +175,7 @@ def main(argv=None):
     print(f"torch fp32 / ours fp32: {results['torch fp32'] / results['fp32']:.2f}x")
     print(f"torch fp32 / ours bf16: {results['torch fp32'] / results['bf16']:.2f}x")
     gflop = convolution_gflop(args.size)
-    for precision, dtype in (("fp32", style_transfer.tf.float32),
-                             ("bf16", style_transfer.tf.bfloat16)):
+    for precision, dtype in (("fp32", "float32"), ("bf16", "bfloat16")):
         peak = matmul_peak_gflops(dtype)
         floor = gflop / peak
         print(f"{precision}: convolutions {gflop:.0f} GFLOP per iteration at "
