@@ -26,6 +26,7 @@ from pathlib import Path
 
 DOWNLOAD_TIMEOUT_SECONDS = 30
 CHUNK_BYTES = 1 << 16
+DOWNLOAD_ATTEMPTS = 3  # a connection cut mid-file is continued this many times in all
 
 
 class UserError(Exception):
@@ -185,11 +186,11 @@ def fetch(remote, directory, quiet=False):
     """Return the path of `remote` in `directory`, downloading and verifying it if absent.
 
     A file already there is the user's and is used as it is (the script's reader checks its
-    structure), never replaced. A download goes to a hidden `.NAME.part` file that is renamed
-    only once its size and checksum are right, so an interrupted run never leaves a file that
-    looks complete; the next run continues the part file where the server allows (HTTP Range),
-    and starts again where it does not. Mirrors are tried in order; when all fail, a UserError
-    says which file to put where.
+    structure), never replaced. A download goes to a hidden temporary file that is renamed only
+    once its size and checksum are right and removed otherwise, so an interrupted run leaves
+    neither a file that looks complete nor a partial one. A connection cut mid-file is continued
+    where it stopped (HTTP Range, or from the start where the server does not allow that).
+    Mirrors are tried in order; when all fail, a UserError says which file to put where.
     """
     directory = Path(directory)
     target = directory / remote.name
@@ -214,53 +215,49 @@ def fetch(remote, directory, quiet=False):
 
 
 def _download_one(url, remote, target, quiet):
-    """Download `url` to `target` by way of its part file; return None on success or why not.
-    A part file cut short is kept for the next run; one that is complete but wrong is not."""
-    partial = target.parent / f".{target.name}.part"
-    resumed = _resume_offset(partial, remote) > 0
-    problem = _stream_into(url, remote, partial, quiet)
-    if problem is not None:
+    """Download `url` to `target`; return None on success or why it failed."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part",
+                                         dir=target.parent)
+    os.close(handle)
+    partial = Path(temporary)
+    try:
+        for _ in range(DOWNLOAD_ATTEMPTS):
+            problem, cut_short = _stream_into(url, remote, partial, quiet)
+            if not cut_short:
+                break
+        if problem is None:
+            problem = verification_problem(partial, remote)
+        if problem is None:
+            os.replace(partial, target)
         return problem
-    problem = verification_problem(partial, remote)
-    if problem is None:
-        os.replace(partial, target)
-        return None
-    partial.unlink()
-    # A part file left from another version of the file spoils the whole: once more, afresh.
-    return _download_one(url, remote, target, quiet) if resumed else problem
-
-
-def _resume_offset(partial, remote):
-    """How many bytes of the part file can be kept: 0 unless it is shorter than the file."""
-    have = partial.stat().st_size if partial.exists() else 0
-    return have if remote.size is None or have < remote.size else 0
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _stream_into(url, remote, partial, quiet):
-    offset = _resume_offset(partial, remote)
+    """Add what `url` sends to `partial`, asking only for the rest when it already holds some
+    bytes. Returns (why it failed or None, whether it was cut short and worth continuing)."""
+    offset = partial.stat().st_size
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
             content_range = response.headers.get("Content-Range", "")
             if not (response.status == 206 and content_range.startswith(f"bytes {offset}-")):
-                offset = 0  # the server sent the whole file
+                offset = 0  # the server sends the whole file
             announced = response.headers.get("Content-Length")
             sending = offset + int(announced) if announced else None
             with open(partial, "ab" if offset else "wb") as sink:
                 received = offset + _copy_with_progress(response, sink, remote.size or sending,
                                                         offset, remote.name, quiet)
     except urllib.error.HTTPError as error:
-        if error.code == 416 and offset:  # the part file is no prefix the server knows
-            partial.unlink()
-            return _stream_into(url, remote, partial, quiet)
-        return f"HTTP {error.code}"
+        return f"HTTP {error.code}", False
     except urllib.error.URLError as error:
-        return f"{getattr(error.reason, 'strerror', None) or error.reason}"
+        return f"{getattr(error.reason, 'strerror', None) or error.reason}", False
     except (HTTPException, OSError) as error:
-        return f"connection lost ({type(error).__name__}); a rerun continues from there"
-    if sending is not None and received < sending:  # cut short: worth continuing
-        return f"got {received:,} of {sending:,} bytes; a rerun continues from there"
-    return None  # all the server had: whether it is the right file is checked next
+        return f"connection lost ({type(error).__name__})", True
+    if sending is not None and received < sending:
+        return f"got {received:,} of {sending:,} bytes", True
+    return None, False  # all the server had: whether it is the right file is checked next
 
 
 def _copy_with_progress(response, sink, expected, offset, name, quiet):

@@ -101,7 +101,8 @@ def run_script(*args, cwd=None, timeout=600):
 class FileServer:
     """A loopback HTTP server. `files` maps a path to bytes; `behaviour` maps a path to
     'ok' (default; honours `Range: bytes=N-`), 'missing' (404), 'drop' (announce the full
-    length, send half, hang up) or 'no-range' (always the whole file). `ranges` records each
+    length, send half, hang up), 'drop-once' (drop the first request only) or
+    'drop-once-no-range' (the same, and always the whole file). `ranges` records each
     request's Range header (None without one)."""
 
     def __init__(self):
@@ -117,8 +118,10 @@ class FileServer:
                 if body is None or mode == "missing":
                     self.send_error(404)
                     return
+                drop = mode == "drop" or (mode.startswith("drop-once")
+                                          and server.requests.count(self.path) == 1)
                 wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                start = int(wanted.group(1)) if wanted and mode != "no-range" else None
+                start = int(wanted.group(1)) if wanted and "no-range" not in mode else None
                 if start is not None and start >= len(body):
                     self.send_error(416)
                     return
@@ -130,9 +133,9 @@ class FileServer:
                     self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body[:len(body) // 2] if mode == "drop" else body)
+                self.wfile.write(body[:len(body) // 2] if drop else body)
                 self.wfile.flush()
-                if mode == "drop":
+                if drop:
                     self.close_connection = True
 
             def log_message(self, *args):

@@ -163,15 +163,19 @@ def test_download_check_and_extract_then_classify(tmp_path, file_server, monkeyp
     assert file_server.requests == ["/inception.tgz"]  # downloaded once
 
 
-def test_a_truncated_download_is_only_a_part_file_that_a_rerun_finishes(tmp_path, file_server,
-                                                                          monkeypatch, capsys):
+def test_a_truncated_download_is_not_kept(tmp_path, file_server, monkeypatch, capsys):
     serve_tarball(tmp_path, file_server, monkeypatch)
     file_server.behaviour["/inception.tgz"] = "drop"
     assert classify_image.main(["--model_dir", str(tmp_path / "model")]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "could not download inception-2015-12-05.tgz" in errors[0]
-    assert [p.name for p in (tmp_path / "model").iterdir()] == [".inception-2015-12-05.tgz.part"]
-    file_server.behaviour["/inception.tgz"] = "ok"
+    assert list((tmp_path / "model").iterdir()) == []
+
+
+def test_a_download_cut_once_is_continued_in_the_same_run(tmp_path, file_server, monkeypatch,
+                                                          capsys):
+    serve_tarball(tmp_path, file_server, monkeypatch)
+    file_server.behaviour["/inception.tgz"] = "drop-once"
     assert classify_image.main(["--model_dir", str(tmp_path / "model")]) == 0
     assert file_server.ranges[0] is None and file_server.ranges[1].startswith("bytes=")
     assert len(LINE.findall(capsys.readouterr().out)) == 5

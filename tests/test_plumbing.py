@@ -45,40 +45,31 @@ def test_download_with_wrong_checksum_leaves_nothing(tmp_path, file_server):
     assert leftovers(tmp_path) == []
 
 
-def test_server_gone_mid_file_leaves_only_a_part_file_and_a_rerun_continues_it(tmp_path,
-                                                                               file_server):
+def test_server_gone_mid_file_leaves_no_partial_file(tmp_path, file_server):
     file_server.files["/w.bin"] = PAYLOAD
-    file_server.behaviour["/w.bin"] = "drop"
-    remote = remote_for([file_server.url("/w.bin")])
+    file_server.behaviour["/w.bin"] = "drop"  # every time, so every continuation fails too
     with pytest.raises(UserError) as error:
-        plumbing.fetch(remote, tmp_path, quiet=True)
-    assert "weights.bin" in str(error.value) and "a rerun continues" in str(error.value)
-    assert leftovers(tmp_path) == [".weights.bin.part"]  # nothing that looks complete
-    kept = (tmp_path / ".weights.bin.part").stat().st_size
-    assert 0 < kept < len(PAYLOAD)
-    file_server.behaviour["/w.bin"] = "ok"
-    path = plumbing.fetch(remote, tmp_path, quiet=True)
+        plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
+    assert "weights.bin" in str(error.value)
+    assert leftovers(tmp_path) == []
+    half, quarter = len(PAYLOAD) // 2, len(PAYLOAD) // 4
+    assert file_server.ranges == [None, f"bytes={half}-", f"bytes={half + quarter}-"]
+
+
+def test_a_connection_cut_mid_file_is_continued_where_it_stopped(tmp_path, file_server):
+    file_server.files["/w.bin"] = PAYLOAD
+    file_server.behaviour["/w.bin"] = "drop-once"
+    path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
     assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
-    assert file_server.ranges == [None, f"bytes={kept}-"]
+    assert file_server.ranges == [None, f"bytes={len(PAYLOAD) // 2}-"]
 
 
 def test_a_server_without_ranges_sends_it_all_again(tmp_path, file_server):
-    (tmp_path / ".weights.bin.part").write_bytes(PAYLOAD[:1000])
     file_server.files["/w.bin"] = PAYLOAD
-    file_server.behaviour["/w.bin"] = "no-range"
+    file_server.behaviour["/w.bin"] = "drop-once-no-range"
     path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
     assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
-    assert file_server.ranges == ["bytes=1000-"]
-
-
-@pytest.mark.parametrize("stale", [b"x" * 1000, PAYLOAD + b"more"],
-                         ids=["wrong-prefix", "longer-than-the-file"])
-def test_a_stale_part_file_is_replaced_by_a_fresh_download(tmp_path, file_server, stale):
-    (tmp_path / ".weights.bin.part").write_bytes(stale)
-    file_server.files["/w.bin"] = PAYLOAD
-    path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
-    assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
-    assert file_server.ranges[-1] is None
+    assert file_server.ranges == [None, f"bytes={len(PAYLOAD) // 2}-"]
 
 
 def test_size_is_checked_when_no_checksum_is_known(tmp_path, file_server):
@@ -303,12 +294,3 @@ def test_ctrl_c_ignored_on_purpose_stays_ignored():
             assert not ctrl_c.pressed and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
-
-
-def test_a_part_file_past_the_servers_end_is_started_again(tmp_path, file_server):
-    (tmp_path / ".weights.bin.part").write_bytes(PAYLOAD + b"more")
-    file_server.files["/w.bin"] = PAYLOAD
-    remote = remote_for([file_server.url("/w.bin")], size=None)  # so the length is unknown
-    path = plumbing.fetch(remote, tmp_path, quiet=True)
-    assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
-    assert file_server.ranges == [f"bytes={len(PAYLOAD) + 4}-", None]  # 416, then afresh
