@@ -56,17 +56,11 @@ def test_server_gone_mid_file_leaves_no_partial_file(tmp_path, file_server):
     assert file_server.ranges == [None, f"bytes={half}-", f"bytes={half + quarter}-"]
 
 
-def test_a_connection_cut_mid_file_is_continued_where_it_stopped(tmp_path, file_server):
+@pytest.mark.parametrize("behaviour", ["drop-once", "drop-once-no-range"])
+def test_a_connection_cut_mid_file_is_continued_in_the_same_run(tmp_path, file_server, behaviour):
+    """With Range support the rest is appended; without it the whole file comes again."""
     file_server.files["/w.bin"] = PAYLOAD
-    file_server.behaviour["/w.bin"] = "drop-once"
-    path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
-    assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
-    assert file_server.ranges == [None, f"bytes={len(PAYLOAD) // 2}-"]
-
-
-def test_a_server_without_ranges_sends_it_all_again(tmp_path, file_server):
-    file_server.files["/w.bin"] = PAYLOAD
-    file_server.behaviour["/w.bin"] = "drop-once-no-range"
+    file_server.behaviour["/w.bin"] = behaviour
     path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
     assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
     assert file_server.ranges == [None, f"bytes={len(PAYLOAD) // 2}-"]
