@@ -18,7 +18,6 @@ and rebuilt when a CSV changes; a malformed row is skipped with a warning that n
 where the book's `dropna` dropped it silently.
 """
 
-import argparse
 import io
 import json
 import os
@@ -501,11 +500,10 @@ def show_data(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Read the face-expression CSVs, print the book's shapes and save the first "
-                    "training image. Malformed rows are skipped with a warning naming their "
-                    "line; a file with no usable row is an error.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = plumbing.argument_parser(
+        "Read the face-expression CSVs, print the book's shapes and save the first "
+        "training image. Malformed rows are skipped with a warning naming their "
+        "line; a file with no usable row is an error.")
     parser.add_argument("--data-dir", "--data_dir", default="data/EmotionDetector",
                         help="folder with train.csv + test.csv, or fer2013.csv")
     parser.add_argument("--save", metavar="PNG", default=None,

@@ -3,15 +3,18 @@
 #   make test   install into .venv, then run the whole test suite
 # and, for maintainers:
 #   make acceptance   real-data checks against ../shared/data (SHARED_DATA=... elsewhere)
+#   make test-floor   the test suite against the oldest versions allowed (requirements-floor.txt)
 #   make bench        benchmarks (bench/README.md)
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+FLOOR_VENV ?= .venv-floor
+FLOOR_BIN := $(FLOOR_VENV)/bin
 SHARED_DATA ?= $(abspath ../shared/data)
 ARGS ?=
 
-.PHONY: install run test acceptance bench clean
+.PHONY: install run test test-floor acceptance bench clean
 
 install: $(VENV)/.installed
 
@@ -20,11 +23,21 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+$(FLOOR_VENV)/.installed: requirements.txt requirements-dev.txt requirements-floor.txt
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-c requirements-floor.txt -r requirements-dev.txt
+	touch $@
+
 run: install
 	$(BIN)/python lenet_mnist.py $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q tests
+
+test-floor: $(FLOOR_VENV)/.installed
+	$(FLOOR_BIN)/python -c "import tensorflow as tf, numpy; print('floor: TensorFlow', tf.__version__, 'NumPy', numpy.__version__)"
+	$(FLOOR_BIN)/python -m pytest -q -p no:cacheprovider tests
 
 acceptance: install
 	SHARED_DATA=$(SHARED_DATA) $(BIN)/python -m pytest -q acceptance
@@ -38,4 +51,4 @@ bench: install
 	$(BIN)/python bench/style_transfer_vs_torch.py --content $(SHARED_DATA)/images/cat.jpg --style $(SHARED_DATA)/images/mosaic.jpg
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache

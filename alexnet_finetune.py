@@ -5,7 +5,8 @@
 
 Keeps the pretrained layers, replaces fc8 with a new 4096 -> 2 layer (cat, dog) and trains only
 the layers named by --train-layers (fc8, as the book). Prints the book's line every
---display-step, saves a checkpoint, then scores the test folder.
+--display-step, saves a checkpoint, then scores the test folder. Ctrl-C saves a checkpoint
+after the step under way, and the same command resumes from it.
 
 What changed, and why:
   * The loss takes the logits. The book fed the softmax *probabilities* into
@@ -23,7 +24,6 @@ What changed, and why:
     such as Kaggle's test1/, gets a Kaggle-style `id,label` CSV (1 = dog) instead.
 """
 
-import argparse
 import csv
 import time
 from pathlib import Path
@@ -120,13 +120,14 @@ def build_graph(weights, train_layers, learning_rate, seed=None):
             loss, var_list=opt_vars)
         correct_pred = tf.equal(tf.argmax(layers["fc8"], 1), tf.argmax(y, 1))
         accuracy = tf.reduce_mean(tf.cast(correct_pred, tf.float32))
+        steps_done = tf.Variable(0, trainable=False, name="steps_done")
         saver = tf.train.Saver(max_to_keep=1)
         initializer = tf.global_variables_initializer()
     graph.finalize()
     return SimpleNamespace(graph=graph, x=x, y=y, keep_prob=keep_prob, params=params,
                            pretrained=pretrained, prob=layers["prob"], loss=loss,
                            optimizer=optimizer, accuracy=accuracy, saver=saver,
-                           initializer=initializer, opt_vars=opt_vars)
+                           initializer=initializer, opt_vars=opt_vars, steps_done=steps_done)
 
 
 def one_hot(labels):
@@ -163,14 +164,63 @@ def check(args):
     return layers
 
 
+def restore_or_initialize(sess, net, weights, checkpoint_dir):
+    """Resume from the newest checkpoint in `checkpoint_dir`, else start from the pretrained
+    weights; returns the steps already done."""
+    latest = tf.train.latest_checkpoint(str(checkpoint_dir)) if checkpoint_dir else None
+    if latest is None:
+        sess.run(net.initializer)
+        alexnet_forward.load_params(sess, {k: v for k, v in net.params.items()
+                                           if k in net.pretrained}, weights)
+        return 0
+    try:
+        net.saver.restore(sess, latest)
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
+        raise plumbing.UserError(f"{checkpoint_dir} holds a checkpoint of another model; "
+                                 f"choose another --checkpoint-dir") from None
+    return int(sess.run(net.steps_done))
+
+
+def save_checkpoint(sess, net, checkpoint_dir, steps_done):
+    plumbing.load_variable(sess, net.steps_done, steps_done)
+    return net.saver.save(sess, str(Path(checkpoint_dir) / "model.ckpt"), global_step=steps_done)
+
+
+def train(sess, net, files, labels, settings, steps_done, ctrl_c):
+    """The book's loop from step `steps_done + 1` to `settings.iterations`, stopping early
+    after the step under way once Ctrl-C is pressed; returns the steps done."""
+    progress = plumbing.Progress(settings.iterations, "training", unit=" steps",
+                                 initial=steps_done)
+    step = steps_done
+    # Batches are drawn as in an uninterrupted run, so a resumed run goes on where it stopped.
+    for step, indices in enumerate(batches(len(files), settings.batch_size, settings.seed),
+                                   start=1):
+        if step <= steps_done:
+            continue
+        if step > settings.iterations or ctrl_c.pressed:
+            return step - 1
+        batch_x = load_batch([files[i] for i in indices])
+        batch_y = one_hot(labels[indices])
+        sess.run(net.optimizer, {net.x: batch_x, net.y: batch_y, net.keep_prob: KEEP_PROB})
+        progress.update()
+        if step % settings.display_step == 0:
+            cost, acc = sess.run([net.loss, net.accuracy], {net.x: batch_x, net.y: batch_y})
+            print("Iter " + str(step * settings.batch_size) + ", Minibatch Loss= " +
+                  "{:.6f}".format(cost) + ", Training Accuracy= " + "{:.5f}".format(acc),
+                  flush=True)
+    return step
+
+
 def train_and_test(args):
     train_layers = check(args)
     seed = 0 if args.seed is None else args.seed
     train_files, train_y, valid_files, valid_y = training_set(args.train_dir, 0.1, seed)
     test_files = image_files(args.test_dir) if args.test_dir else []
-    iterations, batch_size = (2, min(args.batch_size, 4)) if args.dry_run else \
-        (args.iterations, args.batch_size)
+    settings = SimpleNamespace(iterations=args.iterations, batch_size=args.batch_size,
+                               display_step=args.display_step, seed=seed)
+    checkpoint_dir = args.checkpoint_dir
     if args.dry_run:
+        settings.iterations, settings.batch_size, checkpoint_dir = 2, min(args.batch_size, 4), None
         valid_files, valid_y, test_files = valid_files[:4], valid_y[:4], test_files[:4]
     weights = alexnet_forward.load_weights(
         args.weights or plumbing.fetch(alexnet_forward.ALEXNET_WEIGHTS, alexnet_forward.DATA_DIR))
@@ -180,34 +230,28 @@ def train_and_test(args):
     net = build_graph(weights, train_layers, args.learning_rate, args.seed)
     print(f"fine-tuning {', '.join(train_layers)} on {len(train_files)} images "
           f"({len(valid_files)} for validation) on {device}")
-    with plumbing.new_session(net.graph) as sess:
-        sess.run(net.initializer)
-        alexnet_forward.load_params(sess, {k: v for k, v in net.params.items()
-                                           if k in net.pretrained}, weights)
+    with plumbing.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
+        steps_done = restore_or_initialize(sess, net, weights, checkpoint_dir)
         del weights
+        if steps_done:
+            print(f"resuming from {checkpoint_dir} after {steps_done} steps")
         started = time.time()
-        progress = plumbing.Progress(iterations, "training", unit=" steps")
-        for step, indices in enumerate(batches(len(train_files), batch_size, seed), start=1):
-            batch_x = load_batch([train_files[i] for i in indices])
-            batch_y = one_hot(train_y[indices])
-            sess.run(net.optimizer, {net.x: batch_x, net.y: batch_y, net.keep_prob: KEEP_PROB})
-            progress.update()
-            if step % args.display_step == 0:
-                cost, acc = sess.run([net.loss, net.accuracy], {net.x: batch_x, net.y: batch_y})
-                print("Iter " + str(step * batch_size) + ", Minibatch Loss= " +
-                      "{:.6f}".format(cost) + ", Training Accuracy= " + "{:.5f}".format(acc),
-                      flush=True)
-            if step >= iterations:
-                break
-        progress.close()
+        steps_done = train(sess, net, train_files, train_y, settings, steps_done, ctrl_c)
+        if ctrl_c.pressed and steps_done < settings.iterations:
+            if checkpoint_dir:
+                checkpoint = save_checkpoint(sess, net, checkpoint_dir, steps_done)
+                print(f"interrupted: saved a checkpoint after {steps_done} steps to "
+                      f"{checkpoint}; run the same command to resume")
+            return 130
         print(f"Optimization Finished! ({time.time() - started:.0f} s)")
         if valid_files:
-            predicted = np.argmax(predict(sess, net, valid_files, batch_size), axis=1)
+            predicted = np.argmax(predict(sess, net, valid_files, settings.batch_size), axis=1)
             print(f"Validation Accuracy = {np.mean(predicted == valid_y) * 100:.1f}%")
-        checkpoint = net.saver.save(sess, str(Path(args.checkpoint_dir) / "model.ckpt"))
-        print(f"saved a checkpoint to {checkpoint}")
+        if checkpoint_dir:
+            print(f"saved a checkpoint to {save_checkpoint(sess, net, checkpoint_dir, steps_done)}")
         if test_files:
-            report_test(args, test_files, np.argmax(predict(sess, net, test_files, batch_size), 1))
+            report_test(args, test_files,
+                        np.argmax(predict(sess, net, test_files, settings.batch_size), 1))
     return 0
 
 
@@ -228,9 +272,7 @@ def report_test(args, test_files, predicted):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Fine-tune the pretrained AlexNet to tell dogs from cats.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = plumbing.argument_parser("Fine-tune the pretrained AlexNet to tell dogs from cats.")
     parser.add_argument("--train-dir", default="data/dogs-vs-cats/prepared/trainDir",
                         help="227x227 photos named cat.N.jpg / dog.N.jpg (prep_images.py)")
     parser.add_argument("--test-dir", default="data/dogs-vs-cats/prepared/testDir",
@@ -244,18 +286,21 @@ def main(argv=None):
                         help=f"bvlc_alexnet.npy (default: downloaded to {alexnet_forward.DATA_DIR})")
     parser.add_argument("--iterations", type=int, default=60,
                         help="training steps (the book's 6000 images at batch 100)")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=100, help="images per training step")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step")
     parser.add_argument("--train-layers", default="fc8",
                         help="comma-separated layers to train, e.g. fc7,fc8")
     parser.add_argument("--display-step", type=int, default=1,
                         help="print the loss line every this many steps")
-    parser.add_argument("--checkpoint-dir", default="checkpoints/alexnet_finetune")
+    parser.add_argument("--checkpoint-dir", default="checkpoints/alexnet_finetune",
+                        help="where the trained model is saved (also on Ctrl-C); a rerun "
+                             "resumes from it")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed for the split, batches, fc8 and dropout; also deterministic "
                              "kernels (default: split seed 0, the rest random)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="2 steps of at most 4 images, then score 4 test images")
+                        help="2 steps of at most 4 images, then score 4 test images; "
+                             "nothing is saved")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: train_and_test(args))

@@ -22,7 +22,6 @@ What changed, and why:
   * All images go through one session in batches.
 """
 
-import argparse
 import ast
 import pickle
 import time
@@ -291,11 +290,15 @@ def classify(args):
     if not images:
         raise plumbing.UserError("no images given (and the book's laska.png and poodle.png "
                                  "are not in this folder)")
+    unreadable = plumbing.UnreadableImages(len(images))
+    readable = list(unreadable.each(images, preprocess))
+    if not readable:
+        return unreadable.exit_code()
+    images, batch = [path for path, _ in readable], np.stack([array for _, array in readable])
     weights, class_names = weights_and_classes(args)
     if len(class_names) != weights["fc8"][0].shape[1]:
         raise plumbing.UserError(f"{len(class_names)} class names for "
                                  f"{weights['fc8'][0].shape[1]} outputs of fc8")
-    batch = np.stack([preprocess(path) for path in images])
     plumbing.configure_devices(args.cpu)
     graph, x, prob, params, initializer = build_classifier(weights)
     with plumbing.new_session(graph) as sess:
@@ -311,13 +314,12 @@ def classify(args):
         for i in range(min(args.top, len(inds))):
             print(class_names[inds[-1 - i]], f"{output[input_im_ind, inds[-1 - i]]:.6f}")
     print(f"{elapsed:.3f} s")
-    return 0
+    return unreadable.exit_code()
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Top classes of images under the pretrained AlexNet (ImageNet, 1000 classes).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = plumbing.argument_parser(
+        "Top classes of images under the pretrained AlexNet (ImageNet, 1000 classes).")
     parser.add_argument("images", nargs="*", help="images of any size and mode (default: the "
                                                   "book's laska.png and poodle.png, if present)")
     parser.add_argument("--top", type=int, default=5, help="classes printed per image")

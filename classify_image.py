@@ -20,7 +20,6 @@ What changed, and why:
   * `--bottleneck DIR` saves each image's 2048 `pool_3` features, for transfer learning.
 """
 
-import argparse
 import io
 import re
 import sys
@@ -138,16 +137,10 @@ def create_graph(graph_path):
 def jpeg_bytes(path):
     """The image file as JPEG bytes that DecodeJpeg reads upright: the file itself when it
     already is a plain RGB or grayscale JPEG, otherwise an RGB JPEG made from it."""
-    from PIL import Image
-
-    try:
-        data = Path(path).read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
-            rotated = image.getexif().get(0x0112, 1) not in (0, 1)
-            if image.format == "JPEG" and image.mode in ("RGB", "L") and not rotated:
-                return data
-    except OSError:
-        pass  # not readable as an image: open_rgb says why, naming the file
+    with plumbing.open_image(path) as image:
+        plain = image.format == "JPEG" and image.mode in ("RGB", "L")
+        if plain and image.getexif().get(0x0112, 1) in (0, 1):  # a JPEG's EXIF is in its header
+            return Path(path).read_bytes()
     buffer = io.BytesIO()
     plumbing.open_rgb(path).save(buffer, format="JPEG", quality=95)
     return buffer.getvalue()
@@ -162,6 +155,14 @@ def run_inference_on_image(sess, image_data):
     predictions, features = sess.run(["softmax:0", "pool_3:0"],
                                      {"DecodeJpeg/contents:0": image_data})
     return np.squeeze(predictions), np.reshape(features, -1)
+
+
+def decode_error(error):
+    """The line of a TensorFlow error that says what was wrong with the data."""
+    lines = [line.strip() for line in error.message.splitlines()]
+    said = [line for line in lines if line and not line.startswith(
+        ("Graph execution error", "Detected at node", "Node:", "[["))]
+    return said[0] if said else lines[0]
 
 
 def top_predictions(predictions, node_lookup, count):
@@ -181,35 +182,30 @@ def classify(args):
     graph = create_graph(model_dir / GRAPH_FILE)
     if args.bottleneck:
         Path(args.bottleneck).mkdir(parents=True, exist_ok=True)
-    failures = 0
+    unreadable = plumbing.UnreadableImages(len(images))
     with plumbing.new_session(graph) as sess:
-        for image in images:
+        for image, data in unreadable.each(images, jpeg_bytes):
             try:
-                predictions, features = run_inference_on_image(sess, jpeg_bytes(image))
-            except plumbing.UserError as error:
-                print(f"classify_image.py: error: {error}", file=sys.stderr)
-                failures += 1
-                continue
+                # DecodeJpeg also logs its complaint natively; the line below says it once
+                with plumbing.native_stderr_silenced():
+                    predictions, features = run_inference_on_image(sess, data)
             except tf.errors.InvalidArgumentError as error:
-                print(f"classify_image.py: error: {image} could not be decoded "
-                      f"({error.message.splitlines()[0]})", file=sys.stderr)
-                failures += 1
+                unreadable.report(f"{image} is damaged or truncated ({decode_error(error)})")
                 continue
             if len(images) > 1:
                 print(f"{image}:")
             print("\n".join(top_predictions(predictions, node_lookup, args.num_top_predictions)))
             if args.bottleneck:
-                target = plumbing.numbered_if_taken(Path(args.bottleneck) / f"{Path(image).stem}.npy")
+                target = plumbing.numbered_if_taken(
+                    Path(args.bottleneck) / f"{Path(image).stem}.npy")
                 with plumbing.atomic_output(target) as temporary:
                     np.save(temporary, features.astype(np.float32))
                 print(f"saved the {features.size} bottleneck features to {target}")
-    return 1 if failures else 0
+    return unreadable.exit_code()
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Classify images with the 2015 Inception-v3 frozen graph.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = plumbing.argument_parser("Classify images with the 2015 Inception-v3 frozen graph.")
     parser.add_argument("--model_dir", "--model-dir", default="data/inception",
                         help="where classify_image_graph_def.pb and the label files are, or "
                              "where the tarball is downloaded and extracted")

@@ -15,7 +15,6 @@ L2 regularisation, Adam and the printed lines are the book's. What changed, and 
   * Batches wrap around the whole training set (the book's offsets skipped its last images).
 """
 
-import argparse
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -293,17 +292,19 @@ def print_confusion(matrix):
 # --------------------------------------------------------------------------------------------
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description="Train (or test) the book's emotion-recognition CNN on 48x48 faces.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = plumbing.argument_parser(
+        "Train (or test) the book's emotion-recognition CNN on 48x48 faces.")
     parser.add_argument("--data-dir", "--data_dir", default="data/EmotionDetector",
                         help="train.csv + test.csv (the book's layout) or fer2013.csv; "
                              "malformed rows are skipped with a warning")
     parser.add_argument("--logs-dir", "--logs_dir", default="logs/EmotionDetector_logs",
                         help="checkpoints (every 100 steps; a rerun resumes) and TensorBoard")
-    parser.add_argument("--mode", choices=("train", "test"), default="train")
-    parser.add_argument("--iterations", type=int, default=MAX_ITERATIONS)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--mode", choices=("train", "test"), default="train",
+                        help="train (resuming from LOGS_DIR), or score the newest checkpoint")
+    parser.add_argument("--iterations", type=int, default=MAX_ITERATIONS,
+                        help="training steps in all (the book's 1001)")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                        help="faces per training step")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed for weights and dropout, with deterministic kernels. "
                              "Default: random (the validation split always uses seed 0)")

@@ -16,7 +16,6 @@ What changed, and why:
     random predictions, as the book did with 1000.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -168,9 +167,8 @@ def run(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Read the emotion on a photo with the emotion CNN's newest checkpoint.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = plumbing.argument_parser(
+        "Read the emotion on a photo with the emotion CNN's newest checkpoint.")
     parser.add_argument("photo", help="a photo of one face: JPEG, PNG, ... any mode")
     parser.add_argument("--logs-dir", "--logs_dir", default="logs/EmotionDetector_logs",
                         help="where emotion_cnn.py saved its checkpoints")

@@ -14,7 +14,6 @@ the book's. What changed, and why:
   * Each epoch sees the training set in a new (seeded) order, and the last partial batch is used.
 """
 
-import argparse
 import gzip
 import json
 import math
@@ -311,14 +310,13 @@ def plot_history(history, path):
 # --------------------------------------------------------------------------------------------
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description="Train the book's LeNet-5-style CNN on MNIST (TensorFlow 2 via tf.compat.v1).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = plumbing.argument_parser(
+        "Train the book's LeNet-5-style CNN on MNIST (TensorFlow 2 via tf.compat.v1).")
     parser.add_argument("--data-dir", default="data/MNIST-data",
                         help="where the four MNIST .gz files are, or are downloaded to")
     parser.add_argument("--epochs", type=int, default=100,
                         help="total epochs (the book's 100; 3 reach about 98%%)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=128, help="images per training step")
     parser.add_argument("--test-size", type=int, default=256,
                         help="random test images scored after each epoch, as in the book")
     parser.add_argument("--validation-size", type=int, default=VALIDATION_SIZE,

@@ -8,6 +8,7 @@ TensorFlow is imported inside the functions that need it, so scripts without a g
 `prep_images.py`) need not load it.
 """
 
+import argparse
 import contextlib
 import hashlib
 import os
@@ -19,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from dataclasses import dataclass
 from http.client import HTTPException
@@ -33,9 +35,30 @@ class UserError(Exception):
     """A problem the user can fix (missing file, bad input, no network); reported in one line."""
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` with each default shown once: added to an option's help line unless the line
+    already speaks of its default, and left off where there is none (None, off, empty)."""
+
+    def _get_help_string(self, action):
+        help_line = action.help or ""
+        nothing = action.default is None or action.default is False or action.default == []
+        if "default" in help_line.lower() or nothing or action.default == argparse.SUPPRESS:
+            return help_line
+        return super()._get_help_string(action)
+
+
+def argument_parser(description):
+    """The argparse parser every script starts from, with HelpFormatter."""
+    return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+
+
+def program_name():
+    return Path(sys.argv[0]).name or "script"
+
+
 def run_reporting_errors(work):
     """Run `work()` and turn expected failures into one line on stderr and an exit code."""
-    program = Path(sys.argv[0]).name or "script"
+    program = program_name()
     try:
         return work() or 0
     except UserError as error:
@@ -315,6 +338,9 @@ def extract_archive(archive, directory):
 # --------------------------------------------------------------------------------------------
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# A 200-megapixel phone photo fits; a "decompression bomb" (a small file declaring, say,
+# 40000x40000 pixels, which would take gigabytes to decode) does not.
+MAX_IMAGE_PIXELS = 2**28
 
 
 def centre_square(image, size):
@@ -330,36 +356,128 @@ def centre_square(image, size):
     return image.crop((left, top, left + size, top + size))
 
 
+def open_image(path):
+    """The image file at `path`, opened but not decoded: only its header has been read.
+
+    Everything that can be told from the header is a UserError naming the file: a missing
+    file, a folder, a file that is no image Pillow knows, and one with more than
+    MAX_IMAGE_PIXELS pixels, refused before a single pixel is decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not an image")
+    # Pillow's own guard warns, or past twice its limit fails without giving the size; it is
+    # switched off for the call so that the check below, with the size in its words, decides.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            image = Image.open(path)
+        except FileNotFoundError:
+            raise UserError(f"{path} does not exist") from None
+        except PermissionError:
+            raise UserError(f"{path} cannot be read (permission denied)") from None
+        except UnidentifiedImageError as error:
+            raise UserError(f"{path} is not an image ({_what_it_is(path, error)})") from None
+        except Exception as error:  # a format was recognised, then its header was bad
+            raise UserError(f"{path} is damaged or truncated ({_reason(error)})") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise UserError(f"{path} is refused: {width:,}x{height:,} = {width * height:,} pixels, "
+                        f"over the limit of {MAX_IMAGE_PIXELS:,} (a decompression bomb?)")
+    return image
+
+
 def open_rgb(path, at_least=None):
     """Any image file as an upright 8-bit RGB PIL image.
 
     EXIF rotation is applied, transparency is laid on white, 16-bit and float images are scaled
-    (not clipped) to 0..255, palette/CMYK/grayscale become RGB. With `at_least`, a JPEG may be
-    decoded at 1/2, 1/4 or 1/8 scale as long as both sides stay at least that many pixels:
-    much faster for photos that will be shrunk anyway. A file that is missing or not an image
-    is a UserError naming it.
+    (not clipped) to 0..255, palette/CMYK/grayscale become RGB, an animation gives its first
+    frame. With `at_least`, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale as long as both
+    sides stay at least that many pixels: much faster for photos that will be shrunk anyway.
+    What open_image refuses, and a file that cannot be decoded (truncated, damaged), is a
+    UserError naming it.
     """
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image
 
+    with open_image(path) as image:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                return _upright_rgb(image, at_least)
+        except MemoryError:
+            raise UserError(f"{path} is too large to decode in the free memory") from None
+        except Exception as error:  # a damaged file fails inside whichever decoder reads it
+            raise UserError(f"{path} is damaged or truncated ({_reason(error)})") from None
+
+
+def _upright_rgb(image, at_least):
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    if at_least and image.format == "JPEG":
+        image.draft("RGB", (at_least, at_least))
     try:
-        with Image.open(path) as image:
-            if at_least and image.format == "JPEG":
-                image.draft("RGB", (at_least, at_least))
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                values = np.asarray(image, dtype=np.float64)
-                high = 65535.0 if values.max() > 255 else 255.0
-                image = Image.fromarray(np.clip(values * (255.0 / high), 0, 255).round()
-                                        .astype(np.uint8))
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                background = Image.new("RGBA", image.size, "white")
-                image = Image.alpha_composite(background, image.convert("RGBA"))
-            return image.convert("RGB")
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
-        raise UserError(f"{path} is not an image ({error})") from None
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # a malformed EXIF block: the pixels are still good, shown as stored
+        pass
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        high = 65535.0 if values.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(values * (255.0 / high), 0, 255).round()
+                                .astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        background = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return image.convert("RGB")
+
+
+def _what_it_is(path, error):
+    """What a file that no image format recognises starts with: an HTML error page saved
+    under an image's name shows itself."""
+    with open(path, "rb") as stream:
+        start = stream.read(24)
+    if not start:
+        return "the file is empty"
+    text = "".join(chr(b) if 32 <= b < 127 else "." for b in start)
+    return f"no image format starts like this: {text!r}"
+
+
+def _reason(error):
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+class UnreadableImages:
+    """The images of one run that could not be read. Each is named on stderr, with why, as it
+    is met, so that the others are still done; at the end every script that takes many images
+    prints the same summary and exits the same way (1 when any failed)."""
+
+    def __init__(self, total):
+        self.total, self.count = total, 0
+
+    def report(self, error):
+        print(f"{program_name()}: error: {error}", file=sys.stderr, flush=True)
+        self.count += 1
+
+    def each(self, paths, read):
+        """(path, read(path)) for every path that `read` can take; the others are reported."""
+        for path in paths:
+            try:
+                yield path, read(path)
+            except UserError as error:
+                self.report(error)
+
+    def exit_code(self):
+        if not self.count:
+            return 0
+        print(f"{program_name()}: {self.count} of {self.total} images could not be read",
+              file=sys.stderr)
+        return 1
 
 
 # --------------------------------------------------------------------------------------------

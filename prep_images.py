@@ -7,11 +7,11 @@ Reads `cat.N.jpg` / `dog.N.jpg` of any size and mode from SOURCE and writes 227x
   OUTPUT/testDir/1.jpg ... N.jpg       (the book's numbering, --test-count of them)
   OUTPUT/testDir/labels.csv            (file,label,source: what each test image shows)
 The split is drawn with --seed. `--mode squash` resizes as the book did (faces get wider or
-thinner); `--mode crop` keeps the aspect ratio and cuts the centre square. Unreadable files are
-skipped with a warning and counted; sources are never modified; a rerun skips finished files.
+thinner); `--mode crop` keeps the aspect ratio and cuts the centre square. An unreadable image
+is named with its reason and the rest are still prepared (the exit code is then 1); sources are
+never modified; a rerun skips finished files.
 """
 
-import argparse
 import csv
 import multiprocessing
 import os
@@ -25,6 +25,13 @@ import plumbing
 def label_of(name):
     name = name.lower()
     return "cat" if "cat" in name else "dog" if "dog" in name else ""
+
+
+def jpeg_name(source):
+    """cat.1.jpg stays cat.1.jpg; cat.1.png becomes cat.1.png.jpg, so it cannot take the place
+    of a cat.1.jpg beside it."""
+    return source.stem + ".jpg" if source.suffix.lower() in (".jpg", ".jpeg") \
+        else source.name + ".jpg"
 
 
 def resized(path, size, mode):
@@ -54,8 +61,7 @@ def convert(job):
 def plan(source_dir, output_dir, test_count, seed, size, mode):
     """(jobs, test rows): which source goes where. The split depends only on the file names and
     the seed, so a rerun picks the same files."""
-    files = sorted(p for p in Path(source_dir).iterdir() if p.is_file()
-                   and not p.name.startswith("."))
+    files = sorted(p for p in Path(source_dir).iterdir() if not p.name.startswith("."))
     sources = [p for p in files if p.suffix.lower() in plumbing.IMAGE_SUFFIXES]
     for other in sorted(set(files) - set(sources)):
         print(f"warning: skipped {other} (not an image file name)", file=sys.stderr)
@@ -68,7 +74,7 @@ def plan(source_dir, output_dir, test_count, seed, size, mode):
             target = test_dir / f"{position + 1}.jpg"
             test_rows.append((target.name, label_of(source.name), source.name))
         else:
-            target = train_dir / (source.stem + ".jpg")
+            target = train_dir / jpeg_name(source)
         jobs.append((str(source), str(target), size, mode))
     return jobs, test_rows, len(files) - len(sources)
 
@@ -100,29 +106,29 @@ def prepare(args):
     for folder in ("trainDir", "testDir"):
         (output_dir / folder).mkdir(parents=True, exist_ok=True)
     failed = set()
+    unreadable = plumbing.UnreadableImages(len(jobs))
     progress = plumbing.Progress(len(jobs), "preparing", unit=" images")
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         for source, problem in pool.imap_unordered(convert, jobs, chunksize=8):
             if problem:
                 failed.add(Path(source).name)
-                print(f"warning: skipped {problem}", file=sys.stderr)
+                unreadable.report(problem)
             progress.update()
     progress.close()
     tests = write_test_labels(output_dir, test_rows, failed)
     print(f"prepared {len(jobs) - len(failed) - tests} training and {tests} test images "
-          f"({args.size}x{args.size}, {args.mode}) in {output_dir}; "
-          f"skipped {len(failed) + not_images} unreadable files")
-    return 0
+          f"({args.size}x{args.size}, {args.mode}) in {output_dir}"
+          + (f"; skipped {not_images} files not named as images" if not_images else ""))
+    return unreadable.exit_code()
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Make the book's trainDir/testDir of 227x227 RGB JPEGs from Kaggle's "
-                    "dogs-vs-cats photos.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = plumbing.argument_parser(
+        "Make the book's trainDir/testDir of 227x227 RGB JPEGs from Kaggle's "
+        "dogs-vs-cats photos.")
     parser.add_argument("source", help="folder of cat.N.jpg / dog.N.jpg photos (never modified)")
     parser.add_argument("output", help="where trainDir/ and testDir/ are written")
-    parser.add_argument("--size", type=int, default=227)
+    parser.add_argument("--size", type=int, default=227, help="side of the square outputs")
     parser.add_argument("--test-count", type=int, default=100,
                         help="photos set aside as the numbered testDir (the book kept 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/test split")

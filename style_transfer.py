@@ -19,10 +19,11 @@ What changed, and why:
     old beta16 one both work; every layer's name is checked, as the book's assert did.
   * plot_results.py's grid of saved iterations is drawn, with the loss curve beside it.
 Beyond the book, as neural-style offers: L-BFGS, several blended styles, colour preservation,
-total-variation smoothing, bf16 mixed precision, and a progress line with ETA.
+total-variation smoothing, bf16 mixed precision, and a progress line with ETA. Ctrl-C keeps the
+work: the image where the optimiser stands becomes the final image, with the grid and the loss
+curve so far.
 """
 
-import argparse
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -223,46 +224,66 @@ def set_targets(session, problem, content, styles, initial):
     plumbing.load_variable(session, problem.image, initial)
 
 
-def stylize(session, problem, iterations, optimizer, report_every):
+def stylize(session, problem, iterations, optimizer, report_every, should_stop=lambda: False):
     """Optimise the image; yields (iteration, image or None, losses) after every iteration
     (Adam) or every `report_every` iterations (L-BFGS), with the image at every
-    `report_every`-th iteration and the last. Printing, saving and plotting are the caller's."""
+    `report_every`-th iteration and the last. Once `should_stop()` is true it yields the
+    image where it stands and ends. Printing, saving and plotting are the caller's."""
     fetch = {"total": problem.total, **problem.losses}
     if optimizer == "adam":
         for iteration in range(iterations + 1):
             _, losses = session.run([problem.adam, fetch])
-            report = iteration % report_every == 0 or iteration == iterations
+            stopping = should_stop()
+            report = iteration % report_every == 0 or iteration == iterations or stopping
             yield iteration, session.run(problem.image) if report else None, losses
+            if stopping:
+                return
         return
-    yield from lbfgs(session, problem, iterations, report_every, fetch)
+    yield from lbfgs(session, problem, iterations, report_every, fetch, should_stop)
 
 
-def lbfgs(session, problem, iterations, report_every, fetch):
+class _Stopped(Exception):
+    """Raised inside scipy's L-BFGS to leave it at once when the user stops the run."""
+
+
+def lbfgs(session, problem, iterations, report_every, fetch, should_stop):
     """scipy's L-BFGS-B on the session's loss and gradient, in runs of `report_every`
-    iterations so that progress can be yielded between them (each run restarts its history)."""
+    iterations so that progress can be yielded between them (each run restarts its history).
+    Stopped inside a run, it keeps the best image that run had evaluated."""
     import scipy.optimize
 
     shape = problem.image.shape.as_list()
+    best = SimpleNamespace(loss=np.inf, flat=None)
 
     def loss_and_gradient(flat):
+        if should_stop():
+            raise _Stopped
         plumbing.load_variable(session, problem.image, flat.reshape(shape).astype(np.float32))
         loss, gradient = session.run([problem.total, problem.gradient])
+        if loss < best.loss:
+            best.loss, best.flat = loss, flat.copy()
         return float(loss), gradient.ravel().astype(np.float64)
 
     current = session.run(problem.image).ravel().astype(np.float64)
     done = 0
     yield 0, session.run(problem.image), session.run(fetch)
     while done < iterations:
-        result = scipy.optimize.minimize(loss_and_gradient, current, jac=True,
-                                         method="L-BFGS-B",
-                                         options={"maxiter": min(report_every, iterations - done)})
-        current = result.x
+        finished = []  # iterations scipy completed in this run
+        best.loss = np.inf
+        try:
+            result = scipy.optimize.minimize(
+                loss_and_gradient, current, jac=True, method="L-BFGS-B",
+                callback=lambda _: finished.append(1),
+                options={"maxiter": min(report_every, iterations - done)})
+            current, stalled, stopped = result.x, result.nit == 0, False
+        except _Stopped:
+            current = best.flat if best.flat is not None else current
+            stalled, stopped = False, True
         plumbing.load_variable(session, problem.image,
                                current.reshape(shape).astype(np.float32))
-        stalled = result.nit == 0
-        done = iterations if stalled else done + result.nit
+        done = iterations if stalled else done + len(finished)
         yield done, session.run(problem.image), session.run(fetch)
-        if stalled:
+        if stalled or stopped:
             return
 
 
@@ -437,34 +458,41 @@ def run(args):
         else deprocess
     saved, history = [], []
     progress = plumbing.Progress(args.iterations, "stylizing", unit=" iterations")
-    with plumbing.new_session(problem.graph, precision=args.precision) as sess:
+    with plumbing.new_session(problem.graph, precision=args.precision) as sess, \
+            plumbing.CtrlC() as ctrl_c:
         sess.run(problem.initializer)
         set_targets(sess, problem, content, styles, initial)
         last = None
         for iteration, image, losses in stylize(sess, problem, args.iterations, args.optimizer,
-                                                min(args.print_every, args.save_every)):
+                                                min(args.print_every, args.save_every),
+                                                lambda: ctrl_c.pressed):
             history.append((iteration, {k: float(v) for k, v in losses.items()}))
             progress.update(iteration - progress.done)
             if iteration % args.print_every == 0:
                 print("iteration:", iteration, "cost:", f"{losses['total']:.6g}", flush=True)
             if image is not None:
-                last = image
+                last = iteration, image
                 if iteration in save_points:
                     save_png(finish(image), out / f"{iteration}.png")
                     saved.append((iteration, out / f"{iteration}.png"))
     progress.close()
     final = Path(args.output or out / "final.png")
-    save_png(finish(last), final)
+    save_png(finish(last[1]), final)
+    if not saved or saved[-1][0] != last[0]:
+        saved.append((last[0], final))  # the grid ends with the image the run ended on
     save_grid(saved, out / "progress_grid.png")
     save_loss_curve(history, out / "loss_curve.png")
+    if ctrl_c.pressed:
+        print(f"interrupted at iteration {last[0]}: saved that image as {final}, and "
+              f"progress_grid.png and loss_curve.png in {out}")
+        return 130
     print(f"saved {final}, {len(saved)} images, progress_grid.png and loss_curve.png in {out}")
     return 0
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description="Paint the content image in the style of the style image(s) with VGG-19.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = plumbing.argument_parser(
+        "Paint the content image in the style of the style image(s) with VGG-19.")
     parser.add_argument("--content", help="the photo to repaint (never modified)")
     parser.add_argument("--style", nargs="+", default=[], help="one or more style images")
     parser.add_argument("--style-blend-weights", type=float, nargs="+", default=None,
@@ -475,18 +503,23 @@ def build_parser():
                         help="print each conv/fc kernel shape beside its name, and exit")
     parser.add_argument("--output-dir", default="out",
                         help="where N.png, progress_grid.png and loss_curve.png go")
-    parser.add_argument("--output", default=None, help="the final image (default OUTPUT_DIR/final.png)")
+    parser.add_argument("--output", default=None,
+                        help="the final image (default: OUTPUT_DIR/final.png)")
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
-    parser.add_argument("--iterations", type=int, default=1000)
-    parser.add_argument("--print-every", type=int, default=100)
-    parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=1000, help="optimiser steps")
+    parser.add_argument("--print-every", type=int, default=100,
+                        help="print the cost every this many iterations")
+    parser.add_argument("--save-every", type=int, default=100,
+                        help="save OUTPUT_DIR/N.png every this many iterations")
     parser.add_argument("--size", type=int, default=478, help="longest side in pixels")
-    parser.add_argument("--content-layer", default="conv5_4")
+    parser.add_argument("--content-layer", default="conv5_4",
+                        help="the layer whose features the content loss compares")
     parser.add_argument("--content-weight", type=float, default=1.0, help="alpha")
     parser.add_argument("--style-weight", type=float, default=100.0, help="beta")
     parser.add_argument("--tv-weight", type=float, default=0.0, help="total-variation weight")
     parser.add_argument("--learning-rate", type=float, default=1.5, help="Adam's step")
-    parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
+    parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam",
+                        help="the book's Adam, or L-BFGS (fewer iterations to the same loss)")
     parser.add_argument("--initial", default="noise",
                         help="content, noise (the book's 0.7 noise + 0.3 content), style, or "
                              "an image path")

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,12 +81,14 @@ def start_script(*args):
                             preexec_fn=sigint_as_in_a_terminal)
 
 
-def ctrl_c_when(process, pattern):
-    """Send SIGINT once a stdout line matches `pattern`; returns (stdout, stderr) at its end."""
+def ctrl_c_when(process, pattern, then_wait=0.0):
+    """Send SIGINT once a stdout line matches `pattern` (and `then_wait` seconds have passed);
+    returns (stdout, stderr) at its end."""
     lines = []
     for line in process.stdout:
         lines.append(line)
         if re.match(pattern, line):
+            time.sleep(then_wait)
             process.send_signal(signal.SIGINT)
             break
     out, err = process.communicate(timeout=300)

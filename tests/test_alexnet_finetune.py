@@ -10,7 +10,7 @@ from PIL import Image
 import alexnet_finetune
 import alexnet_forward
 import plumbing
-from conftest import PROJECT, run_script
+from conftest import PROJECT, ctrl_c_when, run_script, start_script
 from tests.standins import alexnet_weights, write_py2_alexnet_npy
 
 LOSS_LINE = re.compile(r"^Iter (\d+), Minibatch Loss= (\d+\.\d{6}), Training Accuracy= "
@@ -98,7 +98,7 @@ def test_training_lowers_the_loss_and_scores_the_labelled_test_folder(pets, tmp_
     tested = re.search(r"^Testing Accuracy = (\d+\.\d)% \((\d+)/10\)$", result.stdout,
                        re.MULTILINE)
     assert tested and int(tested.group(2)) >= 8, result.stdout
-    assert list((tmp_path / "ck").glob("model.ckpt.index"))
+    assert [p.name for p in (tmp_path / "ck").glob("*.index")] == ["model.ckpt-30.index"]
 
 
 def test_an_unlabelled_folder_gets_a_kaggle_csv(pets, tmp_path):
@@ -121,3 +121,28 @@ def test_unknown_layers_are_refused(pets, capsys):
     assert alexnet_finetune.main(["--train-dir", str(pets / "trainDir"), "--train-layers",
                                   "fc9", "--weights", str(pets / "bvlc_alexnet.npy")]) == 1
     assert "--train-layers takes names from conv1" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(pets, tmp_path):
+    common = ("--train-dir", pets / "trainDir", "--test-dir", "", "--weights",
+              pets / "bvlc_alexnet.npy", "--batch-size", "4", "--seed", "1",
+              "--checkpoint-dir", tmp_path / "ck")
+    process = start_script(PROJECT / "alexnet_finetune.py", *common, "--iterations", "100000")
+    out, err = ctrl_c_when(process, r"^Iter 8,")
+    assert process.returncode == 130 and "Traceback" not in err, err
+    done = int(re.search(r"interrupted: saved a checkpoint after (\d+) steps", out).group(1))
+    assert 2 <= done < 100000
+    assert [p.name for p in (tmp_path / "ck").glob("*.index")] == [f"model.ckpt-{done}.index"]
+    resumed = run_script(PROJECT / "alexnet_finetune.py", *common, "--iterations", str(done + 2))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from {tmp_path / 'ck'} after {done} steps" in resumed.stdout
+    steps = [int(images) // 4 for images, _, _ in LOSS_LINE.findall(resumed.stdout)]
+    assert steps == [done + 1, done + 2]  # the batches after the saved ones, not from the start
+
+
+def test_dry_run_saves_nothing(pets, tmp_path):
+    result = run_script(PROJECT / "alexnet_finetune.py", "--train-dir", pets / "trainDir",
+                        "--test-dir", "", "--weights", pets / "bvlc_alexnet.npy", "--dry-run",
+                        "--checkpoint-dir", tmp_path / "ck")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "ck").exists()

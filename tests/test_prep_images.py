@@ -3,6 +3,7 @@
 import csv
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -11,7 +12,7 @@ import prep_images
 from conftest import PROJECT, run_script
 
 
-def make_source(folder):
+def make_source(folder, corrupt=True):
     folder.mkdir()
     rng = np.random.default_rng(0)
     modes = ["RGB", "L", "RGBA", "P", "CMYK", "LA", "RGB", "L"]
@@ -21,7 +22,8 @@ def make_source(folder):
             image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
             suffix = ".jpg" if mode in ("RGB", "L", "CMYK") else ".png"
             image.convert(mode).save(folder / f"{animal}.{i}{suffix}")
-    (folder / "dog.99.jpg").write_bytes((folder / "dog.0.jpg").read_bytes()[:300])  # corrupt
+    if corrupt:
+        (folder / "dog.99.jpg").write_bytes((folder / "dog.0.jpg").read_bytes()[:300])
     (folder / "notes.txt").write_text("not a photo")
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
@@ -30,11 +32,13 @@ def test_every_mode_becomes_a_227_rgb_jpeg_and_sources_are_untouched(tmp_path):
     before = make_source(tmp_path / "src")
     result = run_script(PROJECT / "prep_images.py", tmp_path / "src", tmp_path / "out",
                         "--test-count", "4", "--seed", "3")
-    assert result.returncode == 0, result.stderr
-    assert "dog.99.jpg" in result.stderr and "notes.txt" in result.stderr
+    assert result.returncode == 1, result.stderr  # one photo could not be read; the rest were
+    assert re.search(r"^prep_images.py: error: .*dog.99.jpg is damaged or truncated",
+                     result.stderr, re.MULTILINE)
+    assert "prep_images.py: 1 of 17 images could not be read" in result.stderr
     counts = re.search(r"prepared (\d+) training and (\d+) test images", result.stdout)
     assert int(counts.group(1)) + int(counts.group(2)) == 16  # 16 good photos of 18 files
-    assert "skipped 2 unreadable files" in result.stdout
+    assert "notes.txt" in result.stderr and "skipped 1 files not named as images" in result.stdout
     produced = list((tmp_path / "out" / "trainDir").iterdir()) + \
         [p for p in (tmp_path / "out" / "testDir").iterdir() if p.suffix == ".jpg"]
     for path in produced:
@@ -44,7 +48,7 @@ def test_every_mode_becomes_a_227_rgb_jpeg_and_sources_are_untouched(tmp_path):
 
 
 def test_test_images_are_numbered_with_their_labels(tmp_path):
-    make_source(tmp_path / "src")
+    make_source(tmp_path / "src", corrupt=False)
     assert prep_images.main([str(tmp_path / "src"), str(tmp_path / "out"), "--test-count",
                              "5", "--workers", "1"]) == 0
     with open(tmp_path / "out" / "testDir" / "labels.csv") as stream:
@@ -53,11 +57,12 @@ def test_test_images_are_numbered_with_their_labels(tmp_path):
     assert all((tmp_path / "out" / "testDir" / row["file"]).exists() for row in rows)
     assert {row["file"] for row in rows} <= {f"{i}.jpg" for i in range(1, 6)}
     train = {p.name for p in (tmp_path / "out" / "trainDir").iterdir()}
-    assert not train & {row["source"].rsplit(".", 1)[0] + ".jpg" for row in rows}
+    assert not train & {prep_images.jpeg_name(Path(row["source"])) for row in rows}
+    assert len(train) == 11
 
 
 def test_a_rerun_skips_finished_files_and_keeps_the_split(tmp_path):
-    make_source(tmp_path / "src")
+    make_source(tmp_path / "src", corrupt=False)
     args = [str(tmp_path / "src"), str(tmp_path / "out"), "--test-count", "3", "--workers", "1"]
     assert prep_images.main(args) == 0
     first = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.jpg")}
@@ -77,8 +82,8 @@ def test_crop_keeps_the_aspect_ratio(tmp_path):
     for mode in ("squash", "crop"):
         assert prep_images.main([str(tmp_path / "src"), str(tmp_path / mode), "--mode", mode,
                                  "--test-count", "0", "--workers", "1"]) == 0
-    crop = np.asarray(Image.open(tmp_path / "crop" / "trainDir" / "cat.1.jpg"))
-    squash = np.asarray(Image.open(tmp_path / "squash" / "trainDir" / "cat.1.jpg"))
+    crop = np.asarray(Image.open(tmp_path / "crop" / "trainDir" / "cat.1.png.jpg"))
+    squash = np.asarray(Image.open(tmp_path / "squash" / "trainDir" / "cat.1.png.jpg"))
     assert crop[:, 20:200].mean() > 240  # the centre square is all white
     assert squash[:, :60].mean() < 20 and squash[:, 90:140].mean() > 240
 

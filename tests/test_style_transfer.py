@@ -8,7 +8,7 @@ from PIL import Image
 
 import plumbing
 import style_transfer
-from conftest import PROJECT, run_script
+from conftest import PROJECT, ctrl_c_when, run_script, start_script
 from plumbing import UserError
 from tests.standins import vgg19_weights, write_vgg_mat
 
@@ -290,3 +290,26 @@ def test_an_initial_image_path_is_used(mats, pictures, tmp_path):
     with Image.open(tmp_path / "out" / "0.png") as image:
         start = np.asarray(image, np.float64).mean(axis=(0, 1))
     assert np.allclose(start, (20, 200, 90), atol=3)  # the plain green image, barely moved
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_ctrl_c_keeps_the_image_where_the_optimiser_stands(mats, pictures, tmp_path,
+                                                           optimizer):
+    # Nothing is printed or saved between iteration 0 and the (far) end, so the Ctrl-C lands
+    # inside the optimiser: for L-BFGS, inside scipy's run.
+    out = tmp_path / "out"
+    process = start_script(PROJECT / "style_transfer.py", "--content", pictures / "content.png",
+                           "--style", pictures / "style.jpg", "--weights", mats["new"],
+                           "--size", "48", "--output-dir", out, "--seed", "1", "--optimizer",
+                           optimizer, "--iterations", "100000", "--print-every", "100000",
+                           "--save-every", "100000")
+    stdout, stderr = ctrl_c_when(process, r"^iteration: 0 cost", then_wait=2.0)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    stopped_at = int(re.search(r"^interrupted at iteration (\d+): saved that image as (.+), ",
+                               stdout, re.MULTILINE).group(1))
+    assert 0 < stopped_at < 100000
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "final.png", "loss_curve.png",
+                                                     "progress_grid.png"]
+    with Image.open(out / "0.png") as start, Image.open(out / "final.png") as final:
+        moved = np.abs(np.asarray(final, np.float64) - np.asarray(start, np.float64)).mean()
+    assert moved > 1.0  # the work done before Ctrl-C is in the final image
