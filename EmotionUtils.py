@@ -20,10 +20,12 @@ where the book's `dropna` dropped it silently.
 
 import io
 import json
+import math
 import os
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -398,7 +400,7 @@ def load_cache(path, expected_fingerprint):
             if str(cache["fingerprint"]) != expected_fingerprint:
                 return None
             return {name: cache[name] for name in cache.files}
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # missing, truncated, or a pickle: never unpickled, just rebuilt
 
 
@@ -417,7 +419,12 @@ def parse_sources(layout, files, verbose):
     warn = lambda message: print(message, file=sys.stderr)  # noqa: E731
     say(f"Reading {files[0].name} ...")
     first = read_face_csv(files[0], warn)
+    if first.labels is None:
+        raise plumbing.UserError(f"{files[0]} has no Emotion column")
     if layout == "fer2013":
+        if first.usage is None:
+            raise plumbing.UserError(f"{files[0]} has no Usage column, which says which rows "
+                                     f"are Training and which PublicTest")
         usage = np.array(first.usage)
         train = FaceTable(first.pixels[usage == "Training"], first.labels[usage == "Training"],
                           None)
@@ -427,8 +434,6 @@ def parse_sources(layout, files, verbose):
         train = first
         say(f"Reading {files[1].name} ...")
         test = read_face_csv(files[1], warn)
-    if train.labels is None:
-        raise plumbing.UserError(f"{files[0]} has no Emotion column")
     no_labels = np.zeros(0, np.int8)
     return {"train_pixels": train.pixels, "train_labels": train.labels,
             "test_pixels": test.pixels,
@@ -465,6 +470,10 @@ def read_data(data_dir, force=False, verbose=True):
     permutation = np.random.RandomState(0).permutation(len(pixels))
     pixels, labels = pixels[permutation], labels[permutation]
     validation_count = int(len(pixels) * VALIDATION_PERCENT)
+    if validation_count == 0:
+        raise plumbing.UserError(f"{len(pixels)} training faces in {files[0]}: at least "
+                                 f"{math.ceil(1 / VALIDATION_PERCENT)} are needed, one in ten "
+                                 f"being held back for validation")
     test_labels = one_hot(tables["test_labels"]) if bool(tables["has_test_labels"]) else None
     return EmotionData(as_images(pixels[validation_count:]), one_hot(labels[validation_count:]),
                        as_images(pixels[:validation_count]), one_hot(labels[:validation_count]),

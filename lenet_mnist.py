@@ -12,6 +12,12 @@ the book's. What changed, and why:
     positionally. The keep probabilities stay, converted, and default to 1.0 so that evaluation
     never drops anything.
   * Each epoch sees the training set in a new (seeded) order, and the last partial batch is used.
+  * conv2 is max-pooled after its ReLU, as conv1 and conv3 are. The book pooled conv2's
+    pre-ReLU tensor, so its ReLU went unused and conv2 had no non-linearity: a slip the text
+    does not mention.
+  * Dropout masks come from a seed fed at each step (stateless dropout), so a run resumed from
+    a checkpoint trains exactly as an uninterrupted one with the same --seed. Ctrl-C keeps the
+    last whole epoch's checkpoint; the epoch under way is trained again on resume.
 """
 
 import gzip
@@ -123,7 +129,7 @@ def load_mnist(data_dir, validation_size=VALIDATION_SIZE):
         print(f"Extracting {paths[key]}")
     train_images = read_images(paths["train_images"])
     train_labels = read_labels(paths["train_labels"])
-    if not 0 <= validation_size < len(train_images):
+    if not 0 < validation_size < len(train_images):
         raise plumbing.UserError(f"--validation-size {validation_size} leaves no training "
                                  f"images (the training file has {len(train_images):,})")
     return SimpleNamespace(
@@ -133,7 +139,7 @@ def load_mnist(data_dir, validation_size=VALIDATION_SIZE):
 
 
 # --------------------------------------------------------------------------------------------
-# Model: the book's network, unchanged
+# Model: the book's network (conv2 pools after its ReLU, dropout masks follow a fed seed)
 # --------------------------------------------------------------------------------------------
 
 def init_weights(shape, name):
@@ -146,14 +152,28 @@ def conv_relu_pool(inputs, weights):
                           padding="SAME")
 
 
-def model(X, w, w2, w3, w4, w_o, p_keep_conv, p_keep_hidden):
-    conv1 = tf.nn.dropout(conv_relu_pool(X, w), rate=1 - p_keep_conv)      # 14x14x32
-    conv2 = tf.nn.dropout(conv_relu_pool(conv1, w2), rate=1 - p_keep_conv)  # 7x7x64
-    conv3 = conv_relu_pool(conv2, w3)                                       # 4x4x128
+def seeded_dropout(dropout_seed):
+    """tf.nn.dropout whose masks follow a fed seed, a fresh one for each layer it is called
+    for, instead of a random stream that restarts with every session: a run resumed from a
+    checkpoint then drops exactly what the uninterrupted run would have."""
+    layers = []
+
+    def dropout(x, rate):
+        layers.append(x)
+        seed = tf.stack([dropout_seed[0], dropout_seed[1] + len(layers)])
+        return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
+    return dropout
+
+
+def model(X, w, w2, w3, w4, w_o, p_keep_conv, p_keep_hidden, dropout_seed):
+    dropout = seeded_dropout(dropout_seed)
+    conv1 = dropout(conv_relu_pool(X, w), rate=1 - p_keep_conv)      # 14x14x32
+    conv2 = dropout(conv_relu_pool(conv1, w2), rate=1 - p_keep_conv)  # 7x7x64
+    conv3 = conv_relu_pool(conv2, w3)                                # 4x4x128
     FC_layer = tf.reshape(conv3, [-1, w4.get_shape().as_list()[0]])
-    FC_layer = tf.nn.dropout(FC_layer, rate=1 - p_keep_conv)
+    FC_layer = dropout(FC_layer, rate=1 - p_keep_conv)
     output_layer = tf.nn.relu(tf.matmul(FC_layer, w4))
-    output_layer = tf.nn.dropout(output_layer, rate=1 - p_keep_hidden)
+    output_layer = dropout(output_layer, rate=1 - p_keep_hidden)
     return tf.matmul(output_layer, w_o)
 
 
@@ -173,7 +193,9 @@ def build_graph(seed=None):
         # Defaults of 1.0: anything that does not ask for dropout (evaluation) gets none.
         p_keep_conv = tf.placeholder_with_default(1.0, shape=[], name="p_keep_conv")
         p_keep_hidden = tf.placeholder_with_default(1.0, shape=[], name="p_keep_hidden")
-        py_x = model(X, w, w2, w3, w4, w_o, p_keep_conv, p_keep_hidden)
+        dropout_seed = tf.placeholder_with_default(tf.zeros([2], tf.int64), shape=[2],
+                                                   name="dropout_seed")
+        py_x = model(X, w, w2, w3, w4, w_o, p_keep_conv, p_keep_hidden, dropout_seed)
         # The _v2 op is the book's softmax_cross_entropy_with_logits without its deprecation.
         Y_ = tf.nn.softmax_cross_entropy_with_logits_v2(logits=py_x, labels=Y)
         cost = tf.reduce_mean(Y_)
@@ -184,7 +206,8 @@ def build_graph(seed=None):
         initializer = tf.global_variables_initializer()
     graph.finalize()  # nothing may add ops inside the training loop
     return SimpleNamespace(graph=graph, X=X, Y=Y, p_keep_conv=p_keep_conv,
-                           p_keep_hidden=p_keep_hidden, py_x=py_x, cost=cost,
+                           p_keep_hidden=p_keep_hidden, dropout_seed=dropout_seed, py_x=py_x,
+                           cost=cost,
                            optimizer=optimizer, predict_op=predict_op, epochs_done=epochs_done,
                            saver=saver, initializer=initializer,
                            weights=[w, w2, w3, w4, w_o])
@@ -205,18 +228,21 @@ def epoch_rng(seed, epoch):
 
 def train_epoch(session, net, train, batch_size, rng, label, max_batches=None, ctrl_c=None):
     """One pass over `train` in a fresh order, with the book's dropout; returns the mean loss.
-    Stops early, after the batch under way, once `ctrl_c.pressed`."""
+    Stops early, after the batch under way, once `ctrl_c.pressed`. The order and the dropout
+    masks come from `rng` alone, so an epoch repeats exactly under the same seed."""
     order = rng.permutation(len(train.images))
+    epoch_seed = int(rng.integers(2**31))
     starts = range(0, len(order), batch_size)[:max_batches]
     progress = plumbing.Progress(len(starts), label, unit=" batches")
     losses = []
-    for start in starts:
+    for number, start in enumerate(starts):
         if ctrl_c is not None and ctrl_c.pressed:
             break
         batch = order[start:start + batch_size]  # gather one batch, not a shuffled copy of all
         _, loss = session.run([net.optimizer, net.cost], feed_dict={
             net.X: train.images[batch], net.Y: train.labels[batch],
-            net.p_keep_conv: 0.8, net.p_keep_hidden: 0.5})
+            net.p_keep_conv: 0.8, net.p_keep_hidden: 0.5,
+            net.dropout_seed: [epoch_seed, 8 * number]})
         losses.append(loss)
         progress.update()
     progress.close()
@@ -336,7 +362,7 @@ def build_parser():
 
 
 def check_arguments(args):
-    for name in ("epochs", "batch_size", "test_size"):
+    for name in ("epochs", "batch_size", "test_size", "validation_size"):
         if getattr(args, name) < 1:
             raise plumbing.UserError(f"--{name.replace('_', '-')} must be at least 1")
     if args.plot:
@@ -390,10 +416,13 @@ def train(args):
         if ctrl_c.pressed and epochs_done < epochs:
             if writer:
                 writer.close()
-            if checkpoint_dir:
-                save_checkpoint(session, net, checkpoint_dir, epochs_done, history)
-                print(f"interrupted: saved a checkpoint after {epochs_done} epochs in "
-                      f"{checkpoint_dir}; run the same command to resume")
+            # The epoch under way is dropped: its half-trained weights saved as the end of the
+            # last epoch would train those batches twice after a resume.
+            if checkpoint_dir and epochs_done:
+                print(f"interrupted: the checkpoint after {epochs_done} epochs in "
+                      f"{checkpoint_dir} is kept; run the same command to resume")
+            else:
+                print("interrupted in the first epoch: nothing to keep")
             return 130
         correct, _ = evaluate(session, net, test)
     if writer:

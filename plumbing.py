@@ -10,6 +10,7 @@ TensorFlow is imported inside the functions that need it, so scripts without a g
 
 import argparse
 import contextlib
+import errno
 import hashlib
 import os
 import signal
@@ -277,6 +278,9 @@ def _stream_into(url, remote, partial, quiet):
     except urllib.error.URLError as error:
         return f"{getattr(error.reason, 'strerror', None) or error.reason}", False
     except (HTTPException, OSError) as error:
+        if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise UserError(f"cannot write {remote.name} into {partial.parent} "
+                            f"({error.strerror}); make room there, then run again") from None
         return f"connection lost ({type(error).__name__})", True
     if sending is not None and received < sending:
         return f"got {received:,} of {sending:,} bytes", True
@@ -492,15 +496,28 @@ def atomic_output(path):
     handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
                                          dir=path.parent)
     os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would hide results from others
+    os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp's 0600 would hide results
     try:
         yield Path(temporary)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def current_umask():
+    """The process's umask, read without changing it. os.umask can only be read by setting
+    it, and for that moment every file another thread (TensorFlow's) creates would get it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o077)  # no /proc: for that moment, new files are private, not public
+    os.umask(umask)
+    return umask
 
 
 def numbered_if_taken(path):
@@ -603,10 +620,12 @@ def configure_devices(cpu_only=False):
 
 
 def make_deterministic(seed):
-    """Seed NumPy and TensorFlow and ask TensorFlow for deterministic kernels.
+    """Seed NumPy's global generator and ask TensorFlow for deterministic kernels.
 
-    Same seed, same numbers: graph-level seeds alone leave multi-threaded reductions free to
-    sum in any order.
+    TensorFlow's random ops are seeded by the graph each script builds (tf.set_random_seed
+    inside it): a seed set here would not reach a graph made later. Both are needed for same
+    seed, same numbers: graph-level seeds alone leave multi-threaded reductions free to sum in
+    any order.
     """
     import numpy as np
     import tensorflow as tf

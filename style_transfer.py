@@ -7,7 +7,8 @@
 By default everything is the book's: VGG-19 conv1_1 ... conv5_4 with average pooling, content
 loss on conv5_4, style loss on conv1_1 ... conv5_1 weighted 0.5, 1.3, 2.3, 3.1, 4.0, alpha 1,
 beta 100, a start of 0.7 x noise + 0.3 x content, Adam at 1.5, 478 pixels, and every 100
-iterations the line `iteration: 100 cost: 1.65584e+10` and the image out/100.png.
+iterations the line `iteration: 100 cost:  1.65584e+10` and the image out/100.png (both after
+that iteration's step, as the book printed them).
 
 What changed, and why:
   * TensorFlow 2 through tf.compat.v1; the image is a variable of its own graph, and the
@@ -231,15 +232,29 @@ def stylize(session, problem, iterations, optimizer, report_every, should_stop=l
     image where it stands and ends. Printing, saving and plotting are the caller's."""
     fetch = {"total": problem.total, **problem.losses}
     if optimizer == "adam":
-        for iteration in range(iterations + 1):
-            _, losses = session.run([problem.adam, fetch])
-            stopping = should_stop()
-            report = iteration % report_every == 0 or iteration == iterations or stopping
-            yield iteration, session.run(problem.image) if report else None, losses
-            if stopping:
-                return
+        yield from adam(session, problem, iterations, report_every, fetch, should_stop)
         return
     yield from lbfgs(session, problem, iterations, report_every, fetch, should_stop)
+
+
+def adam(session, problem, iterations, report_every, fetch, should_stop):
+    """The book's loop: each iteration one Adam step, and every iteration's losses those of
+    the image after its step, as the book printed them. A step measures the losses of the
+    image before it, so an iteration's losses are yielded with the next step, except where
+    the image is reported: there one more forward pass measures them at once."""
+    waiting = None  # the iteration whose losses the next step measures
+    for iteration in range(iterations + 1):
+        _, before = session.run([problem.adam, fetch])
+        if waiting is not None:
+            yield waiting, None, before
+        stopping = should_stop()
+        if iteration % report_every == 0 or iteration == iterations or stopping:
+            yield iteration, session.run(problem.image), session.run(fetch)
+            waiting = None
+            if stopping:
+                return
+        else:
+            waiting = iteration
 
 
 class _Stopped(Exception):
@@ -270,11 +285,14 @@ def lbfgs(session, problem, iterations, report_every, fetch, should_stop):
     while done < iterations:
         finished = []  # iterations scipy completed in this run
         best.loss = np.inf
+        # A run that ended early (converged) is followed by one to the next report point, so
+        # no print or save point is stepped over.
+        next_report = min((done // report_every + 1) * report_every, iterations)
         try:
             result = scipy.optimize.minimize(
                 loss_and_gradient, current, jac=True, method="L-BFGS-B",
                 callback=lambda _: finished.append(1),
-                options={"maxiter": min(report_every, iterations - done)})
+                options={"maxiter": next_report - done})
             current, stalled, stopped = result.x, result.nit == 0, False
         except _Stopped:
             current = best.flat if best.flat is not None else current
@@ -374,18 +392,31 @@ def save_loss_curve(history, path):
 # Main
 # --------------------------------------------------------------------------------------------
 
-def estimated_bytes(size, params):
-    """Activations, their gradients and Adam's moments for one image, roughly."""
+VGG19_WIDTHS = {name: 64 * 2 ** min(int(name[4]) - 1, 3) for name in CONV_LAYERS}
+
+
+def estimated_bytes(size):
+    """The weights (the .mat file's size), then activations, their gradients and Adam's
+    moments for one image, roughly: known before the 535 MB file is read."""
     width, height = size
     floats, scale = 0, 1
     for name in CONV_LAYERS:
-        floats += (width // scale + 1) * (height // scale + 1) * params[name][0].shape[3]
+        floats += (width // scale + 1) * (height // scale + 1) * VGG19_WIDTHS[name]
         if name.endswith(("1_2", "2_2", "3_4", "4_4")):
             scale *= 2
-    return 4 * floats * 4 + 16 * width * height * 3
+    return VGG_WEIGHTS.size + 4 * floats * 4 + 16 * width * height * 3
 
 
-def available_bytes():
+def available_bytes(meminfo="/proc/meminfo"):
+    """Memory a new allocation can have: free pages and the page cache the kernel can drop
+    (MemAvailable), or free pages alone where the kernel does not say."""
+    try:
+        with open(meminfo) as lines:
+            for line in lines:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -439,11 +470,11 @@ def run(args):
     initial_source = None if args.initial in ("content", "noise", "style") \
         else plumbing.open_rgb(args.initial)
     size = content_size(content_image, args.size)
-    params = load_vgg(args.weights or plumbing.fetch(VGG_WEIGHTS, DATA_DIR))
-    needed, free = estimated_bytes(size, params), available_bytes()
+    needed, free = estimated_bytes(size), available_bytes()
     if free and needed > free:
         raise plumbing.UserError(f"--size {args.size} needs about {needed / 2**30:.1f} GiB and "
                                  f"{free / 2**30:.1f} GiB are free; choose a smaller --size")
+    params = load_vgg(args.weights or plumbing.fetch(VGG_WEIGHTS, DATA_DIR))
     content = preprocess(content_image, size)
     styles = [preprocess(image, size) for image in style_images]
     initial = initial_image(args.initial, content, styles, args.seed, size, initial_source)
@@ -469,7 +500,7 @@ def run(args):
             history.append((iteration, {k: float(v) for k, v in losses.items()}))
             progress.update(iteration - progress.done)
             if iteration % args.print_every == 0:
-                print("iteration:", iteration, "cost:", f"{losses['total']:.6g}", flush=True)
+                print("iteration:", iteration, "cost: ", f"{losses['total']:.6g}", flush=True)
             if image is not None:
                 last = iteration, image
                 if iteration in save_points:

@@ -29,7 +29,7 @@ def test_the_books_pair_a_few_iterations_each_optimiser(shared_data, tmp_path):
                             optimizer, "--output-dir", out, "--seed", "0")
         print(result.stdout)
         assert result.returncode == 0, result.stderr
-        costs = [float(c) for c in re.findall(r"^iteration: \d+ cost: (\S+)$", result.stdout,
+        costs = [float(c) for c in re.findall(r"^iteration: \d+ cost:  (\S+)$", result.stdout,
                                               re.MULTILINE)]
         assert costs[-1] < 0.5 * costs[0]
         with Image.open(out / "final.png") as image:

@@ -219,3 +219,30 @@ def test_show_data_prints_the_books_shapes_and_saves_the_first_image(tmp_path, c
     assert "train images shape =  (180, 48, 48, 1)" in out
     assert "image_0 shape =  (48, 48, 1)" in out and "label set =  [" in out
     assert (tmp_path / "first.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_truncated_cache_is_rebuilt(tmp_path, capsys):
+    write_book_layout(tmp_path, train_count=40, test_count=10)
+    EmotionUtils.read_data(tmp_path)
+    cache = tmp_path / EmotionUtils.CACHE_NAME
+    cache.write_bytes(cache.read_bytes()[:200])  # a copy cut short, or a full disk
+    data = EmotionUtils.read_data(tmp_path)
+    assert len(data.train_images) + len(data.valid_images) == 40
+    assert len(cache.read_bytes()) > 200  # written again, whole
+
+
+@pytest.mark.parametrize("header, message", [("emotion,pixels", "has no Usage column"),
+                                             ("pixels,Usage", "has no Emotion column")])
+def test_fer2013_without_its_usage_or_emotion_column_is_one_line(tmp_path, header, message):
+    faces, labels = face_set(30, 0)
+    has_labels, has_usage = "emotion" in header, "Usage" in header
+    write_face_csv(tmp_path / "fer2013.csv", faces, labels if has_labels else None,
+                   ["Training"] * 30 if has_usage else None, header=header)
+    with pytest.raises(UserError, match=message):
+        EmotionUtils.read_data(tmp_path)
+
+
+def test_too_few_faces_for_a_validation_set_is_one_line(tmp_path):
+    write_book_layout(tmp_path, train_count=9, test_count=5)
+    with pytest.raises(UserError, match="9 training faces .* at least 10 are needed"):
+        EmotionUtils.read_data(tmp_path)

@@ -79,21 +79,31 @@ def test_rerun_resumes_from_the_checkpoint(tmp_path, mnist_dir):
     straight = lenet("--data-dir", mnist_dir, "--validation-size", "100", "--seed", "3",
                      "--checkpoint-dir", tmp_path / "ck2", "--epochs", "2")
     assert TEST_LINE.search(straight.stdout).group(0) == TEST_LINE.search(second.stdout).group(0)
+    assert EPOCH_LINE.findall(straight.stdout)[-1] == EPOCH_LINE.findall(second.stdout)[-1]
 
 
-def test_ctrl_c_saves_a_checkpoint_and_a_rerun_finishes_the_epochs(tmp_path, mnist_dir):
-    common = ["--data-dir", str(mnist_dir), "--validation-size", "100",
-              "--checkpoint-dir", str(tmp_path / "ck")]
-    process = start_script(PROJECT / "lenet_mnist.py", *common, "--epochs", "500")
-    out, err = ctrl_c_when(process, EPOCH_LINE.pattern)
+def test_ctrl_c_keeps_the_last_whole_epoch_and_a_resumed_run_equals_an_uninterrupted_one(
+        tmp_path):
+    # Enough data and steps that the loss moves in every epoch: equal lines then mean equal
+    # training, not a net stuck at chance in both runs.
+    data = write_mnist(tmp_path / "mnist", train_count=2100, test_count=300)
+    common = ["--data-dir", str(data), "--validation-size", "100", "--seed", "5",
+              "--batch-size", "32"]
+    process = start_script(PROJECT / "lenet_mnist.py", *common, "--epochs", "500",
+                           "--checkpoint-dir", str(tmp_path / "ck"))
+    out, err = ctrl_c_when(process, r"^1 ")  # lands in epoch 2, where this set starts to learn
     assert process.returncode == 130, err
     assert "Traceback" not in err
-    saved = re.search(r"interrupted: saved a checkpoint after (\d+) epochs", out)
-    assert saved, out
-    done = int(saved.group(1))
-    resumed = lenet(*common, "--epochs", str(done + 1))
+    kept = re.search(r"interrupted: the checkpoint after (\d+) epochs in .* is kept", out)
+    assert kept, out
+    done = int(kept.group(1))
+    assert [m[0] for m in EPOCH_LINE.findall(out)] == [str(i) for i in range(done)]
+    resumed = lenet(*common, "--checkpoint-dir", tmp_path / "ck", "--epochs", str(done + 1))
     assert f"after {done} epochs" in resumed.stdout
-    assert [m[0] for m in EPOCH_LINE.findall(resumed.stdout)] == [str(done)]
+    straight = lenet(*common, "--checkpoint-dir", tmp_path / "ck2", "--epochs", str(done + 1))
+    # the epoch after the kept checkpoint, and the test, come out exactly as without Ctrl-C
+    assert EPOCH_LINE.findall(resumed.stdout) == EPOCH_LINE.findall(straight.stdout)[-1:]
+    assert TEST_LINE.search(resumed.stdout).group(0) == TEST_LINE.search(straight.stdout).group(0)
 
 
 def test_a_corrupt_file_is_one_line_and_an_exit_code(tmp_path, mnist_dir):
@@ -128,7 +138,7 @@ def test_offline_with_no_data_says_which_file_to_put_where(tmp_path, monkeypatch
     assert f"put the file at {tmp_path / 'empty' / 'train-images-idx3-ubyte.gz'}" in err
 
 
-@pytest.mark.parametrize("flag", ["--epochs", "--batch-size", "--test-size"])
+@pytest.mark.parametrize("flag", ["--epochs", "--batch-size", "--test-size", "--validation-size"])
 def test_nonsense_numbers_are_refused(flag, capsys):
     assert lenet_mnist.main([flag, "0", "--dry-run"]) == 1
     assert "must be at least 1" in capsys.readouterr().err

@@ -1,9 +1,12 @@
 """The shared plumbing: verified downloads, safe extraction, atomic outputs, error reporting."""
 
+import errno
 import hashlib
 import io
 import os
 import signal
+import subprocess
+import sys
 import tarfile
 import time
 import zipfile
@@ -11,6 +14,7 @@ import zipfile
 import pytest
 
 import plumbing
+from conftest import PROJECT
 from plumbing import RemoteFile, UserError
 
 PAYLOAD = os.urandom(300_000)  # several chunks, so a dropped connection happens mid-file
@@ -66,6 +70,34 @@ def test_a_connection_cut_mid_file_is_continued_in_the_same_run(tmp_path, file_s
     assert file_server.ranges == [None, f"bytes={len(PAYLOAD) // 2}-"]
 
 
+def test_a_full_disk_is_said_once_and_not_retried_as_a_lost_connection(tmp_path, file_server,
+                                                                       monkeypatch):
+    file_server.files["/w.bin"] = PAYLOAD
+    real_open = open
+
+    class FullDisk:
+        def __init__(self, stream):
+            self.stream = stream
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exception):
+            self.stream.close()
+
+    monkeypatch.setattr(plumbing, "open", lambda path, mode="r", *args, **kwargs: (
+        FullDisk(real_open(path, mode, *args, **kwargs)) if "b" in mode and "w" in mode or
+        "a" in mode else real_open(path, mode, *args, **kwargs)), raising=False)
+    with pytest.raises(UserError, match=r"cannot write weights.bin into .*No space left on "
+                                        r"device.*make room there"):
+        plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
+    assert len(file_server.requests) == 1
+    assert leftovers(tmp_path) == []
+
+
 def test_size_is_checked_when_no_checksum_is_known(tmp_path, file_server):
     file_server.files["/w.bin"] = PAYLOAD
     remote = remote_for([file_server.url("/w.bin")], size=len(PAYLOAD) + 1, md5=None, sha256=None)
@@ -113,12 +145,11 @@ def test_progress_shows_rate_and_eta_in_a_log():
 
 
 def test_a_resumed_progress_counts_its_rate_from_where_it_resumed():
-    stream = io.StringIO()
-    progress = plumbing.Progress(100, "downloading", stream=stream, initial=90)
-    progress.started -= 2.0  # two seconds for the last ten
+    progress = plumbing.Progress(100, "downloading", stream=io.StringIO(), initial=90)
     progress.update(10)
-    assert "100/100" in stream.getvalue() or "100/100" in progress.describe()
-    assert " 5.0/s" in progress.describe()  # 10 in 2 s, not 100 in 2 s
+    line = progress.describe(now=progress.started + 2.0)  # two seconds for the last ten
+    assert "100/100" in line
+    assert " 5.0/s" in line  # 10 in 2 s, not 100 in 2 s
 
 
 def make_tar(path, members):
@@ -207,6 +238,18 @@ def test_numbered_if_taken_never_returns_an_existing_file(tmp_path):
     assert plumbing.numbered_if_taken(tmp_path / "a.png") == tmp_path / "a-2.png"
 
 
+def test_outputs_follow_the_umask_which_is_read_without_being_set(tmp_path, monkeypatch):
+    before = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", lambda mask: pytest.fail("the umask was set"))
+        with plumbing.atomic_output(tmp_path / "result.txt") as temporary:
+            temporary.write_text("x")
+    finally:
+        monkeypatch.undo()
+        os.umask(before)
+    assert (tmp_path / "result.txt").stat().st_mode & 0o777 == 0o640
+
+
 def test_saved_figures_are_readable_by_others(tmp_path):
     plt = plumbing.pyplot()
     figure, axes = plt.subplots()
@@ -288,3 +331,15 @@ def test_ctrl_c_ignored_on_purpose_stays_ignored():
             assert not ctrl_c.pressed and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_make_deterministic_seeds_numpy_and_asks_for_deterministic_kernels():
+    # In a process of its own: op determinism cannot be switched off again.
+    probe = ("import numpy as np, plumbing\n"
+             "from tensorflow.python.framework import config\n"
+             "plumbing.make_deterministic(3); first = np.random.rand(3)\n"
+             "plumbing.make_deterministic(3); again = np.random.rand(3)\n"
+             "print(np.array_equal(first, again), config.is_op_determinism_enabled())\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.stdout.split() == ["True", "True"], result.stderr

@@ -12,7 +12,7 @@ from conftest import PROJECT, ctrl_c_when, run_script, start_script
 from plumbing import UserError
 from tests.standins import vgg19_weights, write_vgg_mat
 
-COST = re.compile(r"^iteration: (\d+) cost: ([0-9.e+-]+)$", re.MULTILINE)
+COST = re.compile(r"^iteration: (\d+) cost:  ([0-9.e+-]+)$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -230,16 +230,52 @@ def test_earlier_outputs_and_inputs_are_never_replaced(mats, pictures, tmp_path)
     assert onto_input.returncode == 1 and "outputs never replace inputs" in onto_input.stderr
 
 
-def test_two_styles_blend(mats, pictures, tmp_path):
-    result = stylize(mats, pictures, tmp_path / "out", "--iterations", "5",
-                     "--style-blend-weights", "0.7", "0.3", style=("style.jpg", "style2.png"))
-    assert result.returncode == 0, result.stderr
+def style_loss_of(mats, pictures, names, blend):
+    """The style loss of the content image against `names` blended by `blend`."""
+    params = style_transfer.load_vgg(mats["new"])
+    content = style_transfer.preprocess(plumbing.open_rgb(pictures / "content.png"), (24, 16))
+    styles = [style_transfer.preprocess(plumbing.open_rgb(pictures / n), (24, 16))
+              for n in names]
+    settings = style_transfer.build_parser().parse_args(
+        ["--style", *names, "--style-blend-weights", *map(str, blend)])
+    problem = style_transfer.build_problem(params, content.shape,
+                                           style_transfer.settings_from(settings), len(names))
+    with plumbing.new_session(problem.graph) as session:
+        session.run(problem.initializer)
+        style_transfer.set_targets(session, problem, content, styles, content)
+        return float(session.run(problem.losses["style"]))
+
+
+def test_two_styles_blend_their_losses_by_the_weights(mats, pictures, tmp_path):
+    first = style_loss_of(mats, pictures, ["style.jpg"], [1])
+    second = style_loss_of(mats, pictures, ["style2.png"], [1])
+    blended = style_loss_of(mats, pictures, ["style.jpg", "style2.png"], [7, 3])  # normalised
+    assert first != pytest.approx(second, rel=0.05)  # so the check below can tell them apart
+    assert blended == pytest.approx(0.7 * first + 0.3 * second, rel=1e-4)
     wrong = stylize(mats, pictures, tmp_path / "out2", "--iterations", "5",
                     "--style-blend-weights", "1", style=("style.jpg", "style2.png"))
     assert wrong.returncode == 1 and "one --style-blend-weights value per" in wrong.stderr
 
 
-def test_bf16_precision_runs(mats, pictures, tmp_path):
+def test_bf16_precision_really_computes_in_bfloat16(mats, pictures, tmp_path):
+    import tensorflow.compat.v1 as tf
+    params = style_transfer.load_vgg(mats["new"])
+    content = style_transfer.preprocess(plumbing.open_rgb(pictures / "content.png"), (24, 16))
+    settings = style_transfer.build_parser().parse_args(["--style", "x"])
+    problem = style_transfer.build_problem(params, content.shape,
+                                           style_transfer.settings_from(settings), 1)
+    rewritten = {}
+    for precision in ("fp32", "bf16"):
+        metadata = tf.RunMetadata()
+        with plumbing.new_session(problem.graph, precision=precision) as session:
+            session.run(problem.initializer)
+            session.run(problem.adam, options=tf.RunOptions(output_partition_graphs=True),
+                        run_metadata=metadata)
+        rewritten[precision] = any(
+            attr.type == tf.bfloat16.as_datatype_enum
+            for graph in metadata.partition_graphs for node in graph.node
+            for attr in node.attr.values())
+    assert rewritten == {"fp32": False, "bf16": True}
     result = stylize(mats, pictures, tmp_path / "out", "--iterations", "10", "--precision",
                      "bf16", "--print-every", "10")
     assert result.returncode == 0, result.stderr
@@ -313,3 +349,63 @@ def test_ctrl_c_keeps_the_image_where_the_optimiser_stands(mats, pictures, tmp_p
     with Image.open(out / "0.png") as start, Image.open(out / "final.png") as final:
         moved = np.abs(np.asarray(final, np.float64) - np.asarray(start, np.float64)).mean()
     assert moved > 1.0  # the work done before Ctrl-C is in the final image
+
+
+def small_problem(mats, pictures):
+    params = style_transfer.load_vgg(mats["new"])
+    content = style_transfer.preprocess(plumbing.open_rgb(pictures / "content.png"), (24, 16))
+    style = style_transfer.preprocess(plumbing.open_rgb(pictures / "style.jpg"), (24, 16))
+    settings = style_transfer.build_parser().parse_args(["--style", "x"])
+    problem = style_transfer.build_problem(params, content.shape,
+                                           style_transfer.settings_from(settings), 1)
+    return problem, content, style
+
+
+def test_each_adam_iterations_cost_is_that_of_its_image_after_the_step(mats, pictures):
+    problem, content, style = small_problem(mats, pictures)
+    with plumbing.new_session(problem.graph) as session:
+        session.run(problem.initializer)
+        style_transfer.set_targets(session, problem, content, [style], content)
+        steps = list(style_transfer.stylize(session, problem, 4, "adam", 2))
+        shown = [(iteration, image, losses["total"]) for iteration, image, losses in steps
+                 if image is not None]
+        assert [iteration for iteration, _, _ in shown] == [0, 2, 4]
+        for _, image, total in shown:
+            plumbing.load_variable(session, problem.image, image)
+            assert session.run(problem.total) == pytest.approx(total, rel=1e-5)
+    totals = [losses["total"] for _, _, losses in steps]
+    assert [iteration for iteration, _, _ in steps] == list(range(5))
+    assert all(later < earlier for earlier, later in zip(totals, totals[1:]))
+
+
+def test_lbfgs_runs_that_end_early_never_step_over_a_report_point(mats, pictures,
+                                                                 monkeypatch):
+    import scipy.optimize
+    real_minimize = scipy.optimize.minimize
+
+    def ends_early(*args, options, **kwargs):  # as if it converged after 3 iterations
+        return real_minimize(*args, options={**options, "maxiter": min(3, options["maxiter"])},
+                             **kwargs)
+
+    monkeypatch.setattr(scipy.optimize, "minimize", ends_early)
+    problem, content, style = small_problem(mats, pictures)
+    with plumbing.new_session(problem.graph) as session:
+        session.run(problem.initializer)
+        style_transfer.set_targets(session, problem, content, [style], content)
+        reached = [iteration for iteration, _, _ in
+                   style_transfer.stylize(session, problem, 20, "lbfgs", 5)]
+    assert {0, 5, 10, 15, 20} <= set(reached) and reached == sorted(reached)
+    assert reached[-1] == 20
+
+
+def test_the_memory_check_comes_before_the_weights_are_read(mats, pictures, tmp_path,
+                                                           monkeypatch, capsys):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 8000000 kB\nMemFree: 100 kB\nMemAvailable: 2000000 kB\n")
+    assert style_transfer.available_bytes(meminfo) == 2000000 * 1024  # the cache counts
+    monkeypatch.setattr(style_transfer, "available_bytes", lambda: 2000000 * 1024)
+    monkeypatch.setattr(style_transfer, "load_vgg", lambda path: pytest.fail("read first"))
+    assert style_transfer.main(["--content", str(pictures / "content.png"), "--style",
+                                str(pictures / "style.jpg"), "--weights", str(mats["new"]),
+                                "--size", "2000", "--output-dir", str(tmp_path / "o")]) == 1
+    assert "GiB are free; choose a smaller --size" in capsys.readouterr().err
