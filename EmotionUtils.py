@@ -432,6 +432,8 @@ def parse_sources(layout, files, verbose):
                          None)
     else:
         train = first
+    say_shapes(train.labels, say)
+    if layout == "book":
         say(f"Reading {files[1].name} ...")
         test = read_face_csv(files[1], warn)
     no_labels = np.zeros(0, np.int8)
@@ -439,6 +441,12 @@ def parse_sources(layout, files, verbose):
             "test_pixels": test.pixels,
             "test_labels": test.labels if test.labels is not None else no_labels,
             "has_test_labels": np.array(test.labels is not None)}
+
+
+def say_shapes(train_labels, say):
+    """The book's two lines: the shapes of all training images and of their one-hot labels."""
+    say((len(train_labels), IMAGE_SIZE, IMAGE_SIZE, 1))
+    say((len(train_labels), NUM_LABELS))
 
 
 def one_hot(labels):
@@ -457,14 +465,15 @@ def read_data(data_dir, force=False, verbose=True):
     expected = fingerprint(layout, files)
     cache_path = data_dir / CACHE_NAME
     tables = None if force else load_cache(cache_path, expected)
-    if tables is None:
+    if tables is None:  # the book's order: Reading, the shapes, Picking (its pickle)
         tables = parse_sources(layout, files, verbose)
         tables["fingerprint"] = np.array(expected)
+        if verbose:
+            print("Picking ...")
         save_cache(cache_path, tables, lambda m: print(m, file=sys.stderr))
+    elif verbose:
+        say_shapes(tables["train_labels"], print)
     pixels, labels = tables["train_pixels"], tables["train_labels"]
-    if verbose:
-        print((len(pixels), IMAGE_SIZE, IMAGE_SIZE, 1))
-        print((len(labels), NUM_LABELS))
     # The book's split: np.random.seed(0), then one permutation of the training rows (done on
     # the uint8 pixels, a quarter of the bytes of the float images).
     permutation = np.random.RandomState(0).permutation(len(pixels))

@@ -17,8 +17,8 @@ What changed, and why:
     generator every step and so only ever drew a fresh first batch.
   * Preprocessing is alexnet_forward.py's (RGB to BGR, ImageNet mean, 227x227) for training
     and testing alike; the book mean-subtracted one scalar and swapped channels wrongly.
-  * The new fc8 starts small (stddev 0.01, not 1) and Adam uses 1e-3: with real logits the
-    book's 0.02 and unit-variance weights overshoot.
+  * The new fc8 starts small (weights with stddev 0.01, not 1) with its biases at zero, and
+    Adam uses 1e-3: with real logits the book's 0.02 and unit-variance weights overshoot.
   * Test accuracy comes from labels (testDir/labels.csv from prep_images.py, --test-labels, or
     cat/dog in the file names), not from a list typed into the script. An unlabelled folder,
     such as Kaggle's test1/, gets a Kaggle-style `id,label` CSV (1 = dog) instead.
@@ -284,8 +284,9 @@ def main(argv=None):
                         help="where an unlabelled test folder's id,label CSV goes (a new file)")
     parser.add_argument("--weights", default=None,
                         help=f"bvlc_alexnet.npy (default: downloaded to {alexnet_forward.DATA_DIR})")
-    parser.add_argument("--iterations", type=int, default=60,
-                        help="training steps (the book's 6000 images at batch 100)")
+    parser.add_argument("--iterations", type=int, default=59,
+                        help="training steps (the book's loop: Iter 100 ... Iter 5900 at "
+                             "batch 100)")
     parser.add_argument("--batch-size", type=int, default=100, help="images per training step")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step")
     parser.add_argument("--train-layers", default="fc8",
@@ -296,8 +297,9 @@ def main(argv=None):
                         help="where the trained model is saved (also on Ctrl-C); a rerun "
                              "resumes from it")
     parser.add_argument("--seed", type=int, default=None,
-                        help="seed for the split, batches, fc8 and dropout; also deterministic "
-                             "kernels (default: split seed 0, the rest random)")
+                        help="seed for the split, the batch order, fc8 and dropout; also "
+                             "deterministic kernels (default: split and batch order seed 0, "
+                             "fc8 and dropout random)")
     parser.add_argument("--dry-run", action="store_true",
                         help="2 steps of at most 4 images, then score 4 test images; "
                              "nothing is saved")

@@ -21,8 +21,10 @@ What changed, and why:
 """
 
 import io
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +34,21 @@ import plumbing
 with plumbing.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
 
-DATA_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
-INCEPTION_TARBALL = plumbing.RemoteFile("inception-2015-12-05.tgz", (DATA_URL,), size=88931400)
+DATA_URL = "https://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
+INCEPTION_TARBALL = plumbing.RemoteFile(
+    "inception-2015-12-05.tgz",
+    (DATA_URL, "https://storage.googleapis.com/download.tensorflow.org/models/image/imagenet/"
+               "inception-2015-12-05.tgz", DATA_URL.replace("https:", "http:")),
+    size=88931400)
 GRAPH_FILE = "classify_image_graph_def.pb"
 LABEL_MAP_FILE = "imagenet_2012_challenge_label_map_proto.pbtxt"
 SYNSET_FILE = "imagenet_synset_to_human_label_map.txt"
+# No checksum of the tarball itself is published. The graph that is imported and run, and the
+# label map, are checked after extraction instead (data/README.md gives where these come from).
+PINNED_MEMBERS = (plumbing.RemoteFile(GRAPH_FILE, (), 95673916,
+                                      md5="e6bb154e85f5d4331c22abcddb5dcf31"),
+                  plumbing.RemoteFile(LABEL_MAP_FILE, (), 64986,
+                                      md5="b323f3c2933eab773514466b24a0c43c"))
 DEPRECATED_OP = "BatchNormWithGlobalNormalization"
 
 # --------------------------------------------------------------------------------------------
@@ -95,10 +107,23 @@ def maybe_download_and_extract(model_dir):
     if all((model_dir / name).exists() for name in (GRAPH_FILE, LABEL_MAP_FILE, SYNSET_FILE)):
         return
     tarball = plumbing.fetch(INCEPTION_TARBALL, model_dir)
-    plumbing.extract_archive(tarball, model_dir)
-    for name in (GRAPH_FILE, LABEL_MAP_FILE, SYNSET_FILE):
-        if not (model_dir / name).exists():
-            raise plumbing.UserError(f"{tarball} has no {name}; it is not the Inception tarball")
+    # Extracted and checked in a folder of its own, then moved into place: a cut extraction
+    # or a wrong tarball leaves nothing in model_dir that a later run would trust.
+    with tempfile.TemporaryDirectory(prefix=".extracting-", dir=model_dir) as staging:
+        staging = Path(staging)
+        plumbing.extract_archive(tarball, staging)
+        for name in (GRAPH_FILE, LABEL_MAP_FILE, SYNSET_FILE):
+            if not (staging / name).is_file():
+                raise plumbing.UserError(f"{tarball} has no {name}; it is not the Inception "
+                                         f"tarball (delete it and run again)")
+        for member in PINNED_MEMBERS:
+            problem = plumbing.verification_problem(staging / member.name, member)
+            if problem:
+                raise plumbing.UserError(f"{tarball} holds a {member.name} of {problem}; it "
+                                         f"is not the 2015 graph (delete it and run again)")
+        for extracted in staging.iterdir():
+            if not (model_dir / extracted.name).exists():  # a file of the user's stays
+                os.replace(extracted, model_dir / extracted.name)
 
 
 def create_graph(graph_path):

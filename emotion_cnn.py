@@ -187,16 +187,19 @@ def save_checkpoint(session, net, logs_dir, step):
 
 
 def train(args, data):
-    logs_dir = Path(args.logs_dir)
-    logs_dir.mkdir(parents=True, exist_ok=True)
+    # A dry run neither resumes nor writes: no checkpoint, no TensorBoard file, no folder.
+    logs_dir = None if args.dry_run else Path(args.logs_dir)
     iterations = min(args.iterations, 3) if args.dry_run else args.iterations
     net = build_graph(args.seed)
     print(f"emotion CNN: {count_parameters(net):,} parameters; training on {args.device}")
-    with net.graph.as_default():  # FileWriter refuses to start in eager mode
-        summary_writer = tf.summary.FileWriter(str(logs_dir), net.graph)
+    summary_writer = None
+    if logs_dir:
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        with net.graph.as_default():  # FileWriter refuses to start in eager mode
+            summary_writer = tf.summary.FileWriter(str(logs_dir), net.graph)
     with plumbing.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
         sess.run(net.initializer)
-        if restore_latest(sess, net, logs_dir):
+        if logs_dir and restore_latest(sess, net, logs_dir):
             print("Model Restored!")
         first = int(sess.run(net.global_step))
         progress = plumbing.Progress(max(iterations - first, 0), "training", unit=" steps")
@@ -214,7 +217,8 @@ def train(args, data):
                 progress.update()
                 if step % 10 == 0:
                     train_loss, summary_str = sess.run([net.loss_val, net.summary_op], feed_dict)
-                    summary_writer.add_summary(summary_str, global_step=step)
+                    if summary_writer:
+                        summary_writer.add_summary(summary_str, global_step=step)
                     print("Training Loss: %f" % train_loss, flush=True)
                 if step % 100 == 0 or step == iterations - 1:
                     valid_loss, predicted = evaluate(sess, net, data.valid_images,
@@ -222,13 +226,16 @@ def train(args, data):
                     print("%s Validation Loss: %f  Validation Accuracy: %.4f" % (
                         datetime.now(), valid_loss, accuracy(predicted, data.valid_labels)),
                         flush=True)
-                    save_checkpoint(sess, net, logs_dir, step)
+                    if logs_dir:
+                        save_checkpoint(sess, net, logs_dir, step)
         finally:
-            summary_writer.close()
+            if summary_writer:
+                summary_writer.close()
         if ctrl_c.pressed and steps_done < iterations:
-            save_checkpoint(sess, net, logs_dir, steps_done - 1)
-            print(f"interrupted: saved a checkpoint after {steps_done} iterations in {logs_dir}; "
-                  f"run the same command to resume")
+            if logs_dir:
+                save_checkpoint(sess, net, logs_dir, steps_done - 1)
+                print(f"interrupted: saved a checkpoint after {steps_done} iterations in "
+                      f"{logs_dir}; run the same command to resume")
             return 130
         if first >= iterations:
             print(f"{logs_dir} already holds {first} iterations (--iterations {iterations})")
@@ -309,7 +316,7 @@ def build_parser():
                         help="seed for weights and dropout, with deterministic kernels. "
                              "Default: random (the validation split always uses seed 0)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="train 3 iterations and save a checkpoint, to check the set-up")
+                        help="train 3 iterations to check the set-up; nothing is saved")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
     return parser
 

@@ -9,10 +9,13 @@ Reads `cat.N.jpg` / `dog.N.jpg` of any size and mode from SOURCE and writes 227x
 The split is drawn with --seed. `--mode squash` resizes as the book did (faces get wider or
 thinner); `--mode crop` keeps the aspect ratio and cuts the centre square. An unreadable image
 is named with its reason and the rest are still prepared (the exit code is then 1); sources are
-never modified; a rerun skips finished files.
+never modified; a rerun skips finished files. The settings are kept in OUTPUT/settings.json, and a
+rerun with other settings or other source files is refused: it would mix two splits.
 """
 
 import csv
+import hashlib
+import json
 import multiprocessing
 import os
 import sys
@@ -89,6 +92,40 @@ def write_test_labels(output_dir, test_rows, failed):
     return len(rows)
 
 
+def settings_of(args, jobs):
+    """What the split and the outputs depend on; kept as OUTPUT/settings.json."""
+    names = "\n".join(sorted(Path(job[0]).name for job in jobs))
+    names = hashlib.sha256(names.encode()).hexdigest()
+    return {"seed": args.seed, "test_count": args.test_count, "size": args.size,
+            "mode": args.mode, "sources": names}
+
+
+def check_or_record_settings(output_dir, settings):
+    """A rerun may only finish the same preparation: other settings (or other source files)
+    would mix old test photos with a new labels.csv and leak test photos into trainDir."""
+    record = output_dir / "settings.json"
+    if record.exists():
+        try:
+            earlier = json.loads(record.read_text())
+        except (OSError, ValueError):
+            earlier = None
+        earlier = earlier if isinstance(earlier, dict) else {}
+        changed = ["other source files" if key == "sources" else
+                   f"--{key.replace('_', '-')} {earlier.get(key)}, now {value}"
+                   for key, value in settings.items() if earlier.get(key) != value]
+        if changed:
+            raise plumbing.UserError(f"{output_dir} was prepared differently "
+                                     f"({'; '.join(changed)}); choose a new output folder, or "
+                                     f"delete that one")
+        return
+    if any((output_dir / folder).is_dir() and any((output_dir / folder).iterdir())
+           for folder in ("trainDir", "testDir")):
+        raise plumbing.UserError(f"{output_dir} already holds images that no settings.json "
+                                 f"describes; choose a new output folder")
+    with plumbing.atomic_output(record) as temporary:
+        temporary.write_text(json.dumps(settings, indent=1))
+
+
 def prepare(args):
     source_dir, output_dir = Path(args.source), Path(args.output)
     if not source_dir.is_dir():
@@ -103,6 +140,7 @@ def prepare(args):
                            args.mode)
     if not jobs:
         raise plumbing.UserError(f"{source_dir} has no image files")
+    check_or_record_settings(output_dir, settings_of(args, jobs))
     for folder in ("trainDir", "testDir"):
         (output_dir / folder).mkdir(parents=True, exist_ok=True)
     failed = set()

@@ -438,7 +438,10 @@ def check_before_work(args):
                                  "and --size >= 16")
     if args.style_blend_weights and len(args.style_blend_weights) != len(args.style):
         raise plumbing.UserError("give one --style-blend-weights value per --style image")
-    inputs = [Path(args.content).resolve()] + [Path(s).resolve() for s in args.style]
+    images = [args.content, *args.style]
+    if args.initial not in ("content", "noise", "style"):
+        images.append(args.initial)
+    inputs = [Path(image).resolve() for image in images]
     _, outputs = planned_outputs(args)
     for output in outputs:
         if output.resolve() in inputs:

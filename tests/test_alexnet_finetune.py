@@ -146,3 +146,10 @@ def test_dry_run_saves_nothing(pets, tmp_path):
                         "--checkpoint-dir", tmp_path / "ck")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "ck").exists()
+
+
+def test_the_default_is_the_books_59_steps_ending_at_iter_5900(monkeypatch):
+    seen = []
+    monkeypatch.setattr(alexnet_finetune, "train_and_test", lambda args: seen.append(args))
+    alexnet_finetune.main([])
+    assert seen[0].iterations * seen[0].batch_size == 5900

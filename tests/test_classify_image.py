@@ -3,6 +3,7 @@
 import hashlib
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,7 +152,61 @@ def serve_tarball(tmp_path, file_server, monkeypatch):
     monkeypatch.setattr(classify_image, "INCEPTION_TARBALL", plumbing.RemoteFile(
         "inception-2015-12-05.tgz", (file_server.url("/inception.tgz"),),
         size=tarball.stat().st_size))
+    pin_members_of(members, monkeypatch)
     return tarball
+
+
+def pin_members_of(members, monkeypatch):
+    """Pin the stand-in's graph and label map, as the real ones are pinned."""
+    monkeypatch.setattr(classify_image, "PINNED_MEMBERS", tuple(
+        plumbing.RemoteFile(name, (), (members / name).stat().st_size,
+                            md5=hashlib.md5((members / name).read_bytes()).hexdigest())
+        for name in (classify_image.GRAPH_FILE, classify_image.LABEL_MAP_FILE)))
+
+
+def test_the_real_graph_and_label_map_are_pinned():
+    pinned = {member.name: member for member in classify_image.PINNED_MEMBERS}
+    assert pinned[classify_image.GRAPH_FILE].md5 == "e6bb154e85f5d4331c22abcddb5dcf31"
+    assert pinned[classify_image.GRAPH_FILE].size == 95673916
+    assert classify_image.INCEPTION_TARBALL.urls[0].startswith("https://")
+
+
+def test_a_tarball_whose_graph_is_not_the_pinned_one_is_refused_and_nothing_kept(
+        tmp_path, monkeypatch, capsys):
+    members = tmp_path / "members"
+    write_inception_files(members)
+    pin_members_of(members, monkeypatch)
+    (members / classify_image.GRAPH_FILE).write_bytes(
+        inception_graph_def(seed=5)[0].SerializeToString())  # a graph, but another one
+    model = tmp_path / "model"
+    model.mkdir()
+    pack_inception_tarball(members, model / "inception-2015-12-05.tgz")
+    assert classify_image.main(["--model_dir", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert "is not the 2015 graph" in err and "md5" in err
+    assert [p.name for p in model.iterdir()] == ["inception-2015-12-05.tgz"]
+
+
+def test_an_extraction_cut_short_leaves_nothing_a_rerun_would_trust(tmp_path, monkeypatch,
+                                                                      capsys):
+    members = tmp_path / "members"
+    write_inception_files(members)
+    pin_members_of(members, monkeypatch)
+    model = tmp_path / "model"
+    model.mkdir()
+    pack_inception_tarball(members, model / "inception-2015-12-05.tgz")
+    real_extract = plumbing.extract_archive
+
+    def cut(archive, directory):
+        (Path(directory) / classify_image.GRAPH_FILE).write_bytes(b"half a gra")
+        raise KeyboardInterrupt  # Ctrl-C, a crash or a full disk half-way
+
+    monkeypatch.setattr(plumbing, "extract_archive", cut)
+    assert classify_image.main(["--model_dir", str(model)]) == 130
+    assert [p.name for p in model.iterdir()] == ["inception-2015-12-05.tgz"]
+    monkeypatch.setattr(plumbing, "extract_archive", real_extract)
+    assert classify_image.main(["--model_dir", str(model)]) == 0
+    assert len(LINE.findall(capsys.readouterr().out)) == 5
 
 
 def test_download_check_and_extract_then_classify(tmp_path, file_server, monkeypatch, capsys):
@@ -209,5 +264,6 @@ def test_a_truncated_tarball_on_disk_is_one_line(tmp_path, capsys):
     (tmp_path / "model" / "inception-2015-12-05.tgz").write_bytes(tarball[:len(tarball) // 2])
     assert classify_image.main(["--model_dir", str(tmp_path / "model")]) == 1
     assert "not a readable archive" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "model").iterdir()] == ["inception-2015-12-05.tgz"]
     assert hashlib.md5((tmp_path / "model" / "inception-2015-12-05.tgz").read_bytes()).digest() \
         == hashlib.md5(tarball[:len(tarball) // 2]).digest()  # the user's file is untouched

@@ -246,3 +246,13 @@ def test_too_few_faces_for_a_validation_set_is_one_line(tmp_path):
     write_book_layout(tmp_path, train_count=9, test_count=5)
     with pytest.raises(UserError, match="9 training faces .* at least 10 are needed"):
         EmotionUtils.read_data(tmp_path)
+
+
+def test_read_data_prints_in_the_books_order(tmp_path, capsys):
+    write_book_layout(tmp_path, train_count=40, test_count=10)
+    EmotionUtils.read_data(tmp_path)
+    assert capsys.readouterr().out.splitlines() == [
+        "Reading train.csv ...", "(40, 48, 48, 1)", "(40, 7)", "Reading test.csv ...",
+        "Picking ..."]
+    EmotionUtils.read_data(tmp_path)  # from the cache: the shapes alone
+    assert capsys.readouterr().out.splitlines() == ["(40, 48, 48, 1)", "(40, 7)"]

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import prep_images
@@ -94,3 +95,32 @@ def test_bad_folders_are_one_line(tmp_path, capsys):
     assert prep_images.main([str(tmp_path / "src"), str(tmp_path / "src" / "out")]) == 1
     err = capsys.readouterr().err.splitlines()
     assert "is not a folder" in err[0] and "must not be inside the source" in err[1]
+
+
+@pytest.mark.parametrize("change, words", [(["--seed", "4"], "--seed 0, now 4"),
+                                           (["--test-count", "2"], "--test-count 3, now 2"),
+                                           (["--size", "64"], "--size 227, now 64"),
+                                           (["--mode", "crop"], "--mode squash, now crop")])
+def test_a_rerun_with_other_settings_is_refused_and_changes_nothing(tmp_path, capsys, change,
+                                                                    words):
+    make_source(tmp_path / "src", corrupt=False)
+    args = [str(tmp_path / "src"), str(tmp_path / "out"), "--test-count", "3", "--workers", "1"]
+    assert prep_images.main(args) == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert prep_images.main(args + change) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "was prepared differently" in errors[0] and words in errors[0]
+    assert "other source files" not in errors[0]
+    after = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_a_rerun_with_other_source_files_is_refused(tmp_path, capsys):
+    make_source(tmp_path / "src", corrupt=False)
+    args = [str(tmp_path / "src"), str(tmp_path / "out"), "--test-count", "3", "--workers", "1"]
+    assert prep_images.main(args) == 0
+    Image.new("RGB", (50, 50)).save(tmp_path / "src" / "cat.100.jpg")
+    assert prep_images.main(args) == 1
+    assert "other source files" in capsys.readouterr().err

@@ -228,6 +228,10 @@ def test_earlier_outputs_and_inputs_are_never_replaced(mats, pictures, tmp_path)
     onto_input = stylize(mats, pictures, tmp_path / "out2", "--iterations", "2",
                          "--output", pictures / "content.png", "--overwrite")
     assert onto_input.returncode == 1 and "outputs never replace inputs" in onto_input.stderr
+    onto_initial = stylize(mats, pictures, tmp_path / "out3", "--iterations", "2", "--initial",
+                           pictures / "style2.png", "--output", pictures / "style2.png",
+                           "--overwrite")
+    assert onto_initial.returncode == 1 and "outputs never replace inputs" in onto_initial.stderr
 
 
 def style_loss_of(mats, pictures, names, blend):
