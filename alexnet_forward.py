@@ -1,10 +1,11 @@
 """Classify images with the pretrained AlexNet (the book's myalexnet_forward.py).
 
-    python alexnet_forward.py                      # the book's laska.png and poodle.png, if here
+    python alexnet_forward.py                      # the book's laska.png and poodle.png
     python alexnet_forward.py cat.jpg dog.png --top 3
 
 Downloads `bvlc_alexnet.npy` (244 MB, the Caffe weights converted by Guerzhoy) and
-`caffe_classes.py` into data/alexnet/ and prints, for each image, the book's block:
+`caffe_classes.py` into data/alexnet/ and prints, for each image, the book's block (these
+figures are the book's):
 
     Image 0 (laska.png)
     weasel 0.503629
@@ -41,6 +42,8 @@ ALEXNET_WEIGHTS = plumbing.RemoteFile(
 CAFFE_CLASSES = plumbing.RemoteFile("caffe_classes.py", (ALEXNET_URL + "caffe_classes.py",),
                                     21706, md5="29bb9d0c7128bc82500a8f83884103b7")
 DATA_DIR = Path("data/alexnet")
+SAMPLE_IMAGES = ("laska.png", "poodle.png")
+SAMPLE_PAGE = ALEXNET_URL
 IMAGE_SIZE = 227
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 # Caffe's ILSVRC-2012 mean pixel, in the BGR order the weights expect.
@@ -283,13 +286,21 @@ def build_classifier(weights):
     return graph, x, prob, params, initializer
 
 
+def books_sample_images():
+    """laska.png and poodle.png, here (as the book ran) or in data/alexnet/. No checksum of
+    them is published, so they are not downloaded: data/README.md says where they come from."""
+    for folder in (Path("."), DATA_DIR):
+        found = [folder / name for name in SAMPLE_IMAGES if (folder / name).exists()]
+        if found:
+            return [str(path) for path in found]
+    raise plumbing.UserError(f"no images given, and the book's {' and '.join(SAMPLE_IMAGES)} are "
+                             f"neither here nor in {DATA_DIR} (get them from {SAMPLE_PAGE})")
+
+
 def classify(args):
     if args.top < 1:
         raise plumbing.UserError("--top must be at least 1")
-    images = args.images or [name for name in ("laska.png", "poodle.png") if Path(name).exists()]
-    if not images:
-        raise plumbing.UserError("no images given (and the book's laska.png and poodle.png "
-                                 "are not in this folder)")
+    images = args.images or books_sample_images()
     unreadable = plumbing.UnreadableImages(len(images))
     readable = list(unreadable.each(images, preprocess))
     if not readable:
@@ -321,7 +332,8 @@ def main(argv=None):
     parser = plumbing.argument_parser(
         "Top classes of images under the pretrained AlexNet (ImageNet, 1000 classes).")
     parser.add_argument("images", nargs="*", help="images of any size and mode (default: the "
-                                                  "book's laska.png and poodle.png, if present)")
+                                                  "book's laska.png and poodle.png, here or in "
+                                                  f"{DATA_DIR})")
     parser.add_argument("--top", type=int, default=5, help="classes printed per image")
     parser.add_argument("--weights", default=None,
                         help=f"bvlc_alexnet.npy (default: downloaded to {DATA_DIR})")

@@ -4,13 +4,14 @@
     python classify_image.py --image_file cat.jpg dog.png
 
 Loads the 2015 frozen graph `classify_image_graph_def.pb` and prints the top predictions of each
-image exactly as the tutorial did:
+image exactly as the tutorial did (the figure is the tutorial's):
 
     giant panda, panda, panda bear, coon bear, Ailuropoda melanoleuca (score = 0.88493)
 
 What changed, and why:
-  * It runs on TensorFlow 2 (tf.compat.v1), checks the tarball's size before using it, and
-    extracts it safely (no member may land outside --model_dir).
+  * It runs on TensorFlow 2 (tf.compat.v1), downloads over https, checks the tarball's size
+    and, after extracting it safely (no member may land outside --model_dir) into a folder of
+    its own, the checksums of the graph and the label map before moving them into place.
   * The graph is loaded once and every image is fed through it; the tutorial rebuilt it per run.
   * The graph can only decode JPEG, so PNG, GIF, BMP, WebP, CMYK or EXIF-rotated photos are
     converted to an upright RGB JPEG first. A file that is not an image is reported by name and

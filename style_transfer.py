@@ -7,8 +7,8 @@
 By default everything is the book's: VGG-19 conv1_1 ... conv5_4 with average pooling, content
 loss on conv5_4, style loss on conv1_1 ... conv5_1 weighted 0.5, 1.3, 2.3, 3.1, 4.0, alpha 1,
 beta 100, a start of 0.7 x noise + 0.3 x content, Adam at 1.5, 478 pixels, and every 100
-iterations the line `iteration: 100 cost:  1.65584e+10` and the image out/100.png (both after
-that iteration's step, as the book printed them).
+iterations the line `iteration: 100 cost:  1.65584e+10` (the book's figure) and the image
+out/100.png, both after that iteration's step, as the book printed them.
 
 What changed, and why:
   * TensorFlow 2 through tf.compat.v1; the image is a variable of its own graph, and the

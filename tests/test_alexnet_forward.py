@@ -260,3 +260,21 @@ def test_class_count_must_match_fc8(standin, tmp_path, capsys):
                                  str(folder / "bvlc_alexnet.npy"), "--classes",
                                  str(tmp_path / "few.txt")]) == 1
     assert "2 class names for 1000 outputs" in capsys.readouterr().err
+
+
+def test_with_no_images_the_books_samples_are_taken_from_data_alexnet(standin, tmp_path,
+                                                                     monkeypatch, capsys):
+    folder, _ = standin
+    monkeypatch.chdir(tmp_path)
+    args = ["--weights", str(folder / "bvlc_alexnet.npy"), "--classes",
+            str(folder / "caffe_classes.py")]
+    assert alexnet_forward.main(args) == 1
+    err = capsys.readouterr().err
+    assert "laska.png and poodle.png are neither here nor in data/alexnet" in err
+    assert "guerzhoy/tf_alexnet" in err and err.count("\n") == 1
+    (tmp_path / "data" / "alexnet").mkdir(parents=True)
+    for name in ("laska.png", "poodle.png"):
+        Image.new("RGBA", (227, 227), (90, 60, 30, 255)).save(tmp_path / "data/alexnet" / name)
+    assert alexnet_forward.main(args) == 0
+    out = capsys.readouterr().out
+    assert "Image 0 (data/alexnet/laska.png)" in out and "Image 1 (data/alexnet/poodle.png)" in out

@@ -100,32 +100,18 @@ def write_mixed_fer_csv(path, rows=40):
     return path
 
 
-@pytest.mark.parametrize("helper_code", [None, "import sys; sys.exit(3)"],
-                         ids=["helper", "helper-fails"])
-def test_a_big_file_read_in_two_processes_reads_as_in_one(tmp_path, monkeypatch, helper_code):
+def test_a_big_mixed_file_keeps_every_good_row_and_names_each_bad_line(tmp_path):
     path = write_mixed_fer_csv(tmp_path / "fer2013.csv")
-    if helper_code:
-        monkeypatch.setattr(EmotionUtils, "HELPER_CODE", helper_code)
-    results, helper_result = [], EmotionUtils.helper_result
-    monkeypatch.setattr(EmotionUtils, "helper_result",
-                        lambda *args: results.append(helper_result(*args)) or results[-1])
-    one_warnings, two_warnings = [], []
-    one = EmotionUtils.read_face_csv(path, one_warnings.append, helper_min_bytes=10 ** 12)
-    two = EmotionUtils.read_face_csv(path, two_warnings.append, helper_min_bytes=0)
-    np.testing.assert_array_equal(two.pixels, one.pixels)
-    np.testing.assert_array_equal(two.labels, one.labels)
-    assert two.usage == one.usage and len(one.usage) == 40
-    assert two_warnings == one_warnings and len(one_warnings) == 2
-    assert [w.split(" line ")[1].split(":")[0] for w in two_warnings] == ["8", "35"]
-    assert len(results) == 1 and (results[0] is None) == bool(helper_code)
-    if results[0] is not None:  # the helper's half held the second malformed row
-        assert [line for line, _ in results[0].problems] == [35]
+    warnings = []
+    table = EmotionUtils.read_face_csv(path, warnings.append)
+    assert len(table.usage) == len(table.labels) == len(table.pixels) == 40
+    assert [w.split(" line ")[1].split(":")[0] for w in warnings] == ["8", "35"]
 
 
-def test_the_helper_parses_a_file_without_labels(tmp_path):
+def test_a_file_without_labels(tmp_path):
     faces, _ = face_set(30, 9)
     write_face_csv(tmp_path / "test.csv", faces)
-    table = EmotionUtils.read_face_csv(tmp_path / "test.csv", helper_min_bytes=0)
+    table = EmotionUtils.read_face_csv(tmp_path / "test.csv")
     np.testing.assert_array_equal(table.pixels, faces)
     assert table.labels is None
 
