@@ -27,6 +27,7 @@ import ast
 import pickle
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -275,15 +276,21 @@ def weights_and_classes(args):
     return weights, class_names
 
 
-def build_classifier(weights):
+def build_classifier(weights, with_cam=False):
+    """AlexNet ready to classify; with_cam adds Grad-CAM on conv5 for the top class, or for
+    the class fed to `chosen`."""
     graph = tf.Graph()
     with graph.as_default():
         x = tf.placeholder(tf.float32, (None, IMAGE_SIZE, IMAGE_SIZE, 3), name="x")
         params = make_params(shapes_of(weights))
-        prob = alexnet(x, params)["prob"]
+        layers = alexnet(x, params)
+        chosen = tf.placeholder_with_default(tf.argmax(layers["fc8"], 1, output_type=tf.int32),
+                                             [None], name="chosen")
+        cam = plumbing.grad_cam(layers["conv5"], layers["fc8"], chosen) if with_cam else None
         initializer = tf.global_variables_initializer()
     graph.finalize()
-    return graph, x, prob, params, initializer
+    return SimpleNamespace(graph=graph, x=x, prob=layers["prob"], params=params,
+                           initializer=initializer, chosen=chosen, cam=cam)
 
 
 def books_sample_images():
@@ -301,6 +308,7 @@ def classify(args):
     if args.top < 1:
         raise plumbing.UserError("--top must be at least 1")
     images = args.images or books_sample_images()
+    cam_folder = plumbing.writable_folder(args.cam, "--cam") if args.cam else None
     unreadable = plumbing.UnreadableImages(len(images))
     readable = list(unreadable.each(images, preprocess))
     if not readable:
@@ -310,14 +318,15 @@ def classify(args):
     if len(class_names) != weights["fc8"][0].shape[1]:
         raise plumbing.UserError(f"{len(class_names)} class names for "
                                  f"{weights['fc8'][0].shape[1]} outputs of fc8")
+    cam_class = None if args.cam_class is None else plumbing.class_index(class_names,
+                                                                          args.cam_class)
     plumbing.configure_devices(args.cpu)
-    graph, x, prob, params, initializer = build_classifier(weights)
-    with plumbing.new_session(graph) as sess:
-        sess.run(initializer)
-        load_params(sess, params, weights)
+    net = build_classifier(weights, with_cam=cam_folder is not None)
+    with plumbing.new_session(net.graph) as sess:
+        sess.run(net.initializer)
+        load_params(sess, net.params, weights)
         t = time.time()
-        output = np.concatenate([sess.run(prob, feed_dict={x: batch[i:i + BATCH_SIZE]})
-                                 for i in range(0, len(batch), BATCH_SIZE)])
+        output, cams = run_batches(sess, net, batch, cam_class)
         elapsed = time.time() - t
     for input_im_ind, path in enumerate(images):
         inds = np.argsort(output[input_im_ind])
@@ -325,7 +334,41 @@ def classify(args):
         for i in range(min(args.top, len(inds))):
             print(class_names[inds[-1 - i]], f"{output[input_im_ind, inds[-1 - i]]:.6f}")
     print(f"{elapsed:.3f} s")
+    if cam_folder:
+        save_cams(cam_folder, images, batch, output, cams, class_names, cam_class)
     return unreadable.exit_code()
+
+
+# --------------------------------------------------------------------------------------------
+# Where the network looked (--cam)
+# --------------------------------------------------------------------------------------------
+
+def run_batches(sess, net, batch, cam_class=None):
+    """Probabilities, and with the Grad-CAM graph the conv5 heatmaps, from the same runs."""
+    outputs, cams = [], []
+    for start in range(0, len(batch), BATCH_SIZE):
+        chunk = batch[start:start + BATCH_SIZE]
+        feed = {net.x: chunk}
+        if cam_class is not None:
+            feed[net.chosen] = np.full(len(chunk), cam_class, np.int32)
+        fetched = sess.run([net.prob] + ([net.cam] if net.cam is not None else []), feed)
+        outputs.append(fetched[0])
+        cams.extend(fetched[1:])
+    return np.concatenate(outputs), np.concatenate(cams) if cams else None
+
+
+def network_view(array):
+    """The 227x227 RGB picture the network was given, from its preprocessed input."""
+    return np.clip(array + IMAGENET_MEAN_BGR, 0, 255).astype(np.uint8)[:, :, ::-1]
+
+
+def save_cams(folder, images, batch, output, cams, class_names, cam_class):
+    for index, path in enumerate(images):
+        shown = cam_class if cam_class is not None else int(np.argmax(output[index]))
+        title = f"{class_names[shown][:40]} {output[index, shown]:.1%}"
+        target = plumbing.numbered_if_taken(Path(folder) / f"{Path(path).stem}_cam.png")
+        plumbing.save_cam_figure(network_view(batch[index]), cams[index], title, target)
+        print(f"saved where the network looked for {class_names[shown][:40]!r} to {target}")
 
 
 def main(argv=None):
@@ -341,6 +384,11 @@ def main(argv=None):
                         help=f"caffe_classes.py or a text file of names (default: downloaded "
                              f"to {DATA_DIR})")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    parser.add_argument("--cam", metavar="DIR", default=None,
+                        help="also save, per image, a Grad-CAM heatmap of where on the 227x227 "
+                             "input conv5 found the class (DIR/NAME_cam.png)")
+    parser.add_argument("--cam-class", metavar="NAME", default=None,
+                        help="the class --cam shows (a name or synonym; default: the top one)")
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: classify(args))
 

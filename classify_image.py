@@ -51,6 +51,8 @@ PINNED_MEMBERS = (plumbing.RemoteFile(GRAPH_FILE, (), 95673916,
                   plumbing.RemoteFile(LABEL_MAP_FILE, (), 64986,
                                       md5="b323f3c2933eab773514466b24a0c43c"))
 DEPRECATED_OP = "BatchNormWithGlobalNormalization"
+LOGITS = "softmax/logits:0"
+SOFTMAX_WIDTH = 1008  # 1000 classes, and 8 ids that name none
 
 # --------------------------------------------------------------------------------------------
 # Labels
@@ -176,11 +178,40 @@ def jpeg_bytes(path):
 # Inference
 # --------------------------------------------------------------------------------------------
 
-def run_inference_on_image(sess, image_data):
-    """(1008 softmax scores, 2048 pool_3 features) of one JPEG."""
-    predictions, features = sess.run(["softmax:0", "pool_3:0"],
-                                     {"DecodeJpeg/contents:0": image_data})
-    return np.squeeze(predictions), np.reshape(features, -1)
+def run_inference_on_image(sess, image_data, cam=None):
+    """(1008 softmax scores, 2048 pool_3 features, and the Grad-CAM heatmap when `cam` is
+    given as (heatmap, chosen, class or None)) of one JPEG, in one run."""
+    fetches, feed = ["softmax:0", "pool_3:0"], {"DecodeJpeg/contents:0": image_data}
+    if cam:
+        heatmap, chosen, cam_class = cam
+        fetches.append(heatmap)
+        if cam_class is not None:
+            feed[chosen] = [cam_class]
+    predictions, features, *heatmaps = sess.run(fetches, feed)
+    return np.squeeze(predictions), np.reshape(features, -1), \
+        heatmaps[0][0] if heatmaps else None
+
+
+def add_grad_cam(graph):
+    """Grad-CAM ops on the imported graph: (heatmap, chosen class). Its gradient runs from the
+    logits back to mixed_10 only, through pool_3 and the last layer; the batch norms of 2015
+    lie before it and take no part."""
+    with graph.as_default():
+        logits = graph.get_tensor_by_name(LOGITS)
+        maps = graph.get_tensor_by_name("pool_3:0").op.inputs[0]  # mixed_10/join, 8x8x2048
+        chosen = tf.placeholder_with_default(tf.argmax(logits, 1, output_type=tf.int32),
+                                             [None], name="cam_class")
+        return plumbing.grad_cam(maps, logits, chosen), chosen
+
+
+def save_cam(folder, path, cam, predictions, node_lookup, shown):
+    """The heatmap over the whole picture: the graph resizes all of it to 299x299, uncropped."""
+    rgb = plumbing.open_rgb(path)
+    rgb.thumbnail((800, 800))
+    name = node_lookup.id_to_string(shown).split(",")[0]
+    target = plumbing.numbered_if_taken(Path(folder) / f"{Path(path).stem}_cam.png")
+    plumbing.save_cam_figure(np.asarray(rgb), cam, f"{name} {predictions[shown]:.1%}", target)
+    print(f"saved where the network looked for {name!r} to {target}")
 
 
 def decode_error(error):
@@ -200,6 +231,8 @@ def top_predictions(predictions, node_lookup, count):
 def classify(args):
     if args.num_top_predictions < 1:
         raise plumbing.UserError("--num_top_predictions must be at least 1")
+    if args.cam:
+        plumbing.writable_folder(args.cam, "--cam")
     model_dir = Path(args.model_dir)
     maybe_download_and_extract(model_dir)
     images = args.image_file or [str(model_dir / "cropped_panda.jpg")]
@@ -208,13 +241,19 @@ def classify(args):
     graph = create_graph(model_dir / GRAPH_FILE)
     if args.bottleneck:
         Path(args.bottleneck).mkdir(parents=True, exist_ok=True)
+    cam = None
+    if args.cam:
+        names = [node_lookup.id_to_string(i) for i in range(SOFTMAX_WIDTH)]
+        cam_class = None if args.cam_class is None else plumbing.class_index(names,
+                                                                              args.cam_class)
+        cam = (*add_grad_cam(graph), cam_class)
     unreadable = plumbing.UnreadableImages(len(images))
     with plumbing.new_session(graph) as sess:
         for image, data in unreadable.each(images, jpeg_bytes):
             try:
                 # DecodeJpeg also logs its complaint natively; the line below says it once
                 with plumbing.native_stderr_silenced():
-                    predictions, features = run_inference_on_image(sess, data)
+                    predictions, features, heatmap = run_inference_on_image(sess, data, cam)
             except tf.errors.InvalidArgumentError as error:
                 unreadable.report(f"{image} is damaged or truncated ({decode_error(error)})")
                 continue
@@ -227,6 +266,9 @@ def classify(args):
                 with plumbing.atomic_output(target) as temporary:
                     np.save(temporary, features.astype(np.float32))
                 print(f"saved the {features.size} bottleneck features to {target}")
+            if cam:
+                shown = cam[2] if cam[2] is not None else int(np.argmax(predictions))
+                save_cam(args.cam, image, heatmap, predictions, node_lookup, shown)
     return unreadable.exit_code()
 
 
@@ -243,6 +285,11 @@ def main(argv=None):
     parser.add_argument("--bottleneck", metavar="DIR", default=None,
                         help="also save each image's 2048 pool_3 features as DIR/NAME.npy")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    parser.add_argument("--cam", metavar="DIR", default=None,
+                        help="also save, per image, a Grad-CAM heatmap of where the last 8x8 "
+                             "mixed layer found the class (DIR/NAME_cam.png)")
+    parser.add_argument("--cam-class", metavar="NAME", default=None,
+                        help="the class --cam shows (a name or synonym; default: the top one)")
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: classify(args))
 

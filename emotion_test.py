@@ -11,7 +11,8 @@ What changed, and why:
     is found (OpenCV, when installed) or the centre square taken, really resized, and scaled as
     in training.
   * Any photo works: JPEG or PNG, RGB, RGBA, palette, grayscale, 16-bit, EXIF-rotated.
-  * A network trained by emotion_cnn.py is deterministic, so one pass gives the probabilities.
+  * A network trained by emotion_cnn.py is deterministic, so one pass gives the probabilities,
+    and, from the same run, a Grad-CAM panel of where on the face the net found that emotion.
     The book's own graph has dropout baked in; for such a graph `--evaluations N` counts N
     random predictions, as the book did with 1000.
 """
@@ -110,6 +111,33 @@ def probabilities(session, x, y_conv, image):
     return session.run(y_conv, feed_dict={x: image})[0]
 
 
+def last_feature_maps(y_conv):
+    """The last 4-D maps before the dense layers: the input of the Reshape that flattens them
+    (h_pool2, 12x12x64, in emotion_cnn.py's graph and in the book's)."""
+    waiting, seen = [y_conv.op], set()
+    while waiting:
+        op = waiting.pop(0)
+        if op.type == "Reshape" and op.inputs[0].shape.ndims == 4:
+            return op.inputs[0]
+        seen.add(op.name)
+        waiting += [tensor.op for tensor in op.inputs if tensor.op.name not in seen]
+    raise plumbing.UserError("this model has no 4-D feature maps to look inside")
+
+
+def add_grad_cam(y_conv):
+    """Grad-CAM of the top emotion on the last feature maps, for the restored graph."""
+    logits = y_conv.op.inputs[0] if y_conv.op.type == "Softmax" else y_conv
+    with y_conv.graph.as_default():
+        chosen = tf.argmax(logits, 1, output_type=tf.int32)
+        return plumbing.grad_cam(last_feature_maps(y_conv), logits, chosen)
+
+
+def probabilities_and_cam(session, x, y_conv, heatmap, image):
+    """The probabilities and where the net looked for the top one, from one run."""
+    scores, cam = session.run([y_conv, heatmap], feed_dict={x: image})
+    return scores[0], cam[0]
+
+
 def count_predictions(session, x, y_conv, image, evaluations):
     """The book's tally: the winning label of each of `evaluations` random passes."""
     tResult = EmotionUtils.testResult()
@@ -120,14 +148,17 @@ def count_predictions(session, x, y_conv, image, evaluations):
     return tResult
 
 
-def save_figure(face, fractions, title, path):
+def save_figure(face, fractions, title, path, cam, looked_for):
     plt = plumbing.pyplot()
     names = [EmotionUtils.emotion[i] for i in range(len(fractions))]
-    figure, (face_axes, bar_axes) = plt.subplots(1, 2, figsize=(8, 3.5),
-                                                 gridspec_kw={"width_ratios": [1, 1.6]})
-    face_axes.imshow(face.reshape(IMAGE_SIZE, IMAGE_SIZE), cmap="gray", vmin=0, vmax=1)
+    figure, (face_axes, cam_axes, bar_axes) = plt.subplots(
+        1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 1.25, 1.6]})
+    pixels = face.reshape(IMAGE_SIZE, IMAGE_SIZE)
+    face_axes.imshow(pixels, cmap="gray", vmin=0, vmax=1)
     face_axes.set_title("network input (48x48)")
     face_axes.axis("off")
+    plumbing.draw_cam(cam_axes, (pixels * 255).astype(np.uint8), cam,
+                      f"where it looked for {looked_for}")
     bars = bar_axes.barh(names[::-1], [f * 100 for f in fractions][::-1], color="tab:blue")
     bars[len(names) - 1 - int(np.argmax(fractions))].set_color("tab:orange")
     bar_axes.set(xlim=(0, 100), xlabel="%", title=title)
@@ -147,7 +178,7 @@ def run(args):
     graph = tf.Graph()
     with graph.as_default(), plumbing.new_session(graph) as sess:
         x, y_conv = restore(sess, checkpoint)
-        first = probabilities(sess, x, y_conv, image)
+        first, cam = probabilities_and_cam(sess, x, y_conv, add_grad_cam(y_conv), image)
         random_graph = not np.allclose(first, probabilities(sess, x, y_conv, image))
         if args.evaluations:
             tResult = count_predictions(sess, x, y_conv, image, args.evaluations)
@@ -161,7 +192,8 @@ def run(args):
                 print("note: this model's answer changes from run to run (its graph has dropout "
                       "built in, like the book's); --evaluations 1000 counts like the book")
     figure = plumbing.numbered_if_taken(args.figure or f"{Path(args.photo).stem}_emotions.png")
-    save_figure(image, fractions, title, figure)
+    looked_for = EmotionUtils.emotion[int(np.argmax(first))]
+    save_figure(image, fractions, title, figure, cam, looked_for)
     print(f"saved the figure to {figure}")
     return 0
 

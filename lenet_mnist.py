@@ -148,8 +148,10 @@ def init_weights(shape, name):
 
 def conv_relu_pool(inputs, weights):
     conv = tf.nn.conv2d(inputs, weights, strides=[1, 1, 1, 1], padding="SAME")
-    return tf.nn.max_pool(tf.nn.relu(conv), ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1],
-                          padding="SAME")
+    pooled = tf.nn.max_pool(tf.nn.relu(conv), ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1],
+                            padding="SAME")
+    tf.add_to_collection("feature_maps", pooled)  # for --plot-inside
+    return pooled
 
 
 def seeded_dropout(dropout_seed):
@@ -210,7 +212,8 @@ def build_graph(seed=None):
                            cost=cost,
                            optimizer=optimizer, predict_op=predict_op, epochs_done=epochs_done,
                            saver=saver, initializer=initializer,
-                           weights=[w, w2, w3, w4, w_o])
+                           weights=[w, w2, w3, w4, w_o],
+                           feature_maps=graph.get_collection("feature_maps"))
 
 
 def count_weights(net):
@@ -355,6 +358,11 @@ def build_parser():
     parser.add_argument("--logdir", default=None, help="write TensorBoard scalars here")
     parser.add_argument("--plot", metavar="PATH", default=None,
                         help="save loss and accuracy curves as a PNG (a new file)")
+    parser.add_argument("--plot-inside", metavar="PATH", default=None,
+                        help="after training (or from a finished checkpoint), save conv1's "
+                             "kernels and the conv1-3 maps of one test digit as a PNG")
+    parser.add_argument("--digit-index", type=int, default=0,
+                        help="the test digit --plot-inside shows")
     parser.add_argument("--dry-run", action="store_true",
                         help="one epoch of 3 batches, 512-image evaluations, no checkpoints")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
@@ -365,8 +373,9 @@ def check_arguments(args):
     for name in ("epochs", "batch_size", "test_size", "validation_size"):
         if getattr(args, name) < 1:
             raise plumbing.UserError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.plot:
-        plumbing.require_new_output(args.plot)
+    for path in (args.plot, args.plot_inside):
+        if path:
+            plumbing.require_new_output(path)
 
 
 def train(args):
@@ -375,6 +384,9 @@ def train(args):
     if args.seed is not None:
         plumbing.make_deterministic(args.seed)
     mnist = load_mnist(args.data_dir, args.validation_size)
+    if not 0 <= args.digit_index < len(mnist.test.images):
+        raise plumbing.UserError(f"--digit-index {args.digit_index}: the test set has digits "
+                                 f"0 to {len(mnist.test.images) - 1}")
     max_batches, evaluation_limit = (3, 512) if args.dry_run else (None, None)
     epochs = 1 if args.dry_run else args.epochs
     checkpoint_dir = None if args.dry_run else args.checkpoint_dir
@@ -425,13 +437,67 @@ def train(args):
                 print("interrupted in the first epoch: nothing to keep")
             return 130
         correct, _ = evaluate(session, net, test)
+        inside = args.plot_inside and inside_views(session, net, mnist.test, args.digit_index)
     if writer:
         writer.close()
     print(f"test accuracy: {correct / len(test.images):.4f} ({correct}/{len(test.images)})")
     if args.plot and history:
         plot_history(history, args.plot)
         print(f"saved the training curves to {args.plot}")
+    if args.plot_inside:
+        plot_inside(inside, args.plot_inside)
+        print(f"saved conv1's kernels and the feature maps of test digit {args.digit_index} "
+              f"to {args.plot_inside}")
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Inside the network (--plot-inside)
+# --------------------------------------------------------------------------------------------
+
+def inside_views(session, net, test, index):
+    """[(title, array (h, w, channels))]: the digit, conv1's kernels, and the conv1, conv2 and
+    conv3 maps the digit makes (after ReLU and pooling, without dropout)."""
+    digit = test.images[index:index + 1]
+    kernels, *maps = session.run([net.weights[0]] + net.feature_maps, {net.X: digit})
+    label = int(np.argmax(test.labels[index]))
+    views = [(f"test digit {index} (a {label})", digit[0]),
+             ("conv1 kernels " + "x".join(map(str, kernels.shape)), kernels[:, :, 0, :])]
+    for number, feature_maps in enumerate(maps, start=1):
+        views.append((f"conv{number} maps " + "x".join(map(str, feature_maps.shape[1:])),
+                      feature_maps[0]))
+    return views
+
+
+def mosaic(array, columns):
+    """Channels of (h, w, C) side by side in rows of `columns`, each scaled to 0..1, with a
+    one-pixel gap (NaN, drawn blank) between them."""
+    height, width, channels = array.shape
+    rows = -(-channels // columns)
+    tiles = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), np.nan, np.float32)
+    for channel in range(channels):
+        tile = array[:, :, channel].astype(np.float32)
+        span = tile.max() - tile.min()
+        row, column = divmod(channel, columns)
+        tiles[row * (height + 1):row * (height + 1) + height,
+              column * (width + 1):column * (width + 1) + width] = \
+            (tile - tile.min()) / span if span > 0 else 0.0
+    return tiles
+
+
+def plot_inside(views, path):
+    plt = plumbing.pyplot()
+    figure, axes = plt.subplots(1, len(views), figsize=(19, 4.2),
+                                gridspec_kw={"width_ratios": [0.6, 1, 1, 1, 1.6]})
+    for ax, (title, array) in zip(axes, views):
+        channels = array.shape[2]
+        ax.imshow(mosaic(array, 1 if channels == 1 else 8 if channels <= 64 else 16),
+                  cmap="gray" if channels == 1 else "viridis", interpolation="nearest")
+        ax.set_title(title)
+        ax.axis("off")
+    figure.suptitle("LeNet-5 inside: what conv1 learned, and what each layer makes of a digit")
+    figure.tight_layout()
+    plumbing.save_figure(figure, path)
 
 
 def main(argv=None):

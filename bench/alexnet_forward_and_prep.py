@@ -36,17 +36,17 @@ GFLOP_PER_IMAGE = 2 * sum(MACS.values()) / 1e9
 
 def forward_rates(batch_sizes, seconds):
     weights = alexnet_weights(widths=(96, 256, 384, 384, 256, 4096, 4096), scale=0.01)
-    graph, x, prob, params, initializer = alexnet_forward.build_classifier(weights)
+    net = alexnet_forward.build_classifier(weights)
     rates = {}
-    with plumbing.new_session(graph) as sess:
-        sess.run(initializer)
-        alexnet_forward.load_params(sess, params, weights)
+    with plumbing.new_session(net.graph) as sess:
+        sess.run(net.initializer)
+        alexnet_forward.load_params(sess, net.params, weights)
         for batch_size in batch_sizes:
             batch = np.random.default_rng(0).random((batch_size, 227, 227, 3), np.float32)
-            sess.run(prob, {x: batch})
+            sess.run(net.prob, {net.x: batch})
             count, started = 0, time.perf_counter()
             while time.perf_counter() - started < seconds:
-                sess.run(prob, {x: batch})
+                sess.run(net.prob, {net.x: batch})
                 count += batch_size
             rates[batch_size] = count / (time.perf_counter() - started)
     return rates

@@ -81,7 +81,7 @@ def main(argv=None):
     image_data = classify_image.jpeg_bytes(args.image)
     with plumbing.new_session(graph) as sess:
         def ours():
-            predictions, _ = classify_image.run_inference_on_image(sess, image_data)
+            predictions, _, _ = classify_image.run_inference_on_image(sess, image_data)
             classify_image.top_predictions(predictions, labels, 5)
         ours()  # warm-up
         ours_rate = best_rate(ours, args.count, args.rounds)

@@ -36,14 +36,16 @@ def tiny_jpeg(colour=(120, 90, 60), size=(32, 32)):
     return buffer.getvalue()
 
 
-def inception_graph_def(channels=4, seed=0, favourites=None):
+def inception_graph_def(channels=4, seed=0, favourites=None, overrides=None):
     """The 2015 classify_image graph in miniature, NodeDef by NodeDef, producer version 8.
 
     DecodeJpeg/contents (a Const holding a JPEG) -> DecodeJpeg -> Cast -> ExpandDims ->
     ResizeBilinear(299) -> Sub(128) -> Mul(1/128) -> conv/Conv2D (3x3, stride 2, VALID) ->
     conv/batchnorm (BatchNormWithGlobalNormalization) -> conv (Relu) -> pool_3 (AvgPool to
-    1x1) -> pool_3/_reshape [1, C] -> softmax/logits/MatMul -> softmax/logits -> softmax [1, 1008].
-    `favourites` maps a channel of pool_3 to a softmax id that it strongly votes for.
+    1x1) -> pool_3/_reshape [1, C] -> softmax/logits/MatMul -> softmax/logits -> softmax [1, 1008],
+    with an Identity `mixed_10/join` before pool_3 where the real graph's last mixed layer is.
+    `favourites` maps a channel of pool_3 to a softmax id that it strongly votes for;
+    `overrides` replaces any of the weights by name.
     """
     import tensorflow as tf
     from tensorflow.core.framework import graph_pb2
@@ -102,6 +104,7 @@ def inception_graph_def(channels=4, seed=0, favourites=None):
     }
     for channel, node_id in (favourites or {}).items():
         weights["softmax/weights"][channel, node_id] += 12.0
+    weights.update(overrides or {})
     for name, value in weights.items():
         const(name, value)
     op("conv/Conv2D", "Conv2D", ["Mul", "conv/conv2d_params"], T=float32, strides=[1, 2, 2, 1],
@@ -111,8 +114,9 @@ def inception_graph_def(channels=4, seed=0, favourites=None):
         "conv/batchnorm/beta", "conv/batchnorm/gamma"], T=float32, variance_epsilon=0.001,
        scale_after_normalization=True)
     op("conv", "Relu", ["conv/batchnorm"], T=float32)
-    op("pool_3", "AvgPool", ["conv"], T=float32, ksize=[1, 149, 149, 1], strides=[1, 1, 1, 1],
-       padding=b"VALID", data_format=b"NHWC")
+    op("mixed_10/join", "Identity", ["conv"], T=float32)
+    op("pool_3", "AvgPool", ["mixed_10/join"], T=float32, ksize=[1, 149, 149, 1],
+       strides=[1, 1, 1, 1], padding=b"VALID", data_format=b"NHWC")
     const("pool_3/_reshape/shape", np.array([1, channels], np.int32))
     op("pool_3/_reshape", "Reshape", ["pool_3", "pool_3/_reshape/shape"], T=float32,
        Tshape=tf.int32)

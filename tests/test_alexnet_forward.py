@@ -156,7 +156,9 @@ def np_max_pool(x):
     return sliding_window_view(x, (3, 3), axis=(0, 1))[::2, ::2].max(axis=(-2, -1))
 
 
-def numpy_alexnet(image, weights):
+def numpy_alexnet(image, weights, layers=None):
+    """Logits, probabilities and map sizes; `layers`, a dict, also receives conv5 and the
+    activations after it."""
     relu = lambda v: np.maximum(v, 0)  # noqa: E731
     w = {k: (v[0].astype(np.float64), v[1].astype(np.float64)) for k, v in weights.items()}
     x = relu(np_conv(image.astype(np.float64), *w["conv1"], 4, "VALID"))
@@ -167,22 +169,62 @@ def numpy_alexnet(image, weights):
     shapes.append(x.shape[0])
     x = relu(np_conv(x, *w["conv3"], 1, "SAME"))
     x = relu(np_conv(x, *w["conv4"], 1, "SAME", 2))
-    x = np_max_pool(relu(np_conv(x, *w["conv5"], 1, "SAME", 2)))
+    conv5 = relu(np_conv(x, *w["conv5"], 1, "SAME", 2))
+    x = np_max_pool(conv5)
     shapes.append(x.shape[0])
-    x = relu(x.reshape(-1) @ w["fc6"][0] + w["fc6"][1])
-    x = relu(x @ w["fc7"][0] + w["fc7"][1])
-    logits = x @ w["fc8"][0] + w["fc8"][1]
+    fc6 = relu(x.reshape(-1) @ w["fc6"][0] + w["fc6"][1])
+    fc7 = relu(fc6 @ w["fc7"][0] + w["fc7"][1])
+    logits = fc7 @ w["fc8"][0] + w["fc8"][1]
     scores = np.exp(logits - logits.max())
+    if layers is not None:
+        layers.update(conv5=conv5, pool5=x, fc6=fc6, fc7=fc7, w=w)
     return logits, scores / scores.sum(), shapes
 
 
+def numpy_grad_cam(image, weights, chosen=None):
+    """Grad-CAM on conv5 by hand: the chosen logit's gradient, back through fc8, fc7, fc6 and
+    the 3x3/2 max pool, averaged over conv5's 13x13 positions, weighs conv5's maps; ReLU; /max.
+    Each pooled gradient lands on one position of its window, and a spatial mean only needs
+    their sum per channel, so which position (a tie) does not matter."""
+    layers = {}
+    logits, _, _ = numpy_alexnet(image, weights, layers)
+    chosen = int(np.argmax(logits)) if chosen is None else chosen
+    w = layers["w"]
+    d_fc7 = w["fc8"][0][:, chosen] * (layers["fc7"] > 0)
+    d_fc6 = (w["fc7"][0] @ d_fc7) * (layers["fc6"] > 0)
+    d_pool5 = (w["fc6"][0] @ d_fc6).reshape(layers["pool5"].shape)
+    conv5 = layers["conv5"]
+    alpha = d_pool5.sum(axis=(0, 1)) / (conv5.shape[0] * conv5.shape[1])
+    cam = np.maximum(conv5 @ alpha, 0)
+    return cam / cam.max() if cam.max() > 0 else cam, chosen
+
+
+def test_grad_cam_matches_numpy(standin):
+    _, weights = standin
+    rng = np.random.default_rng(6)
+    images = (rng.random((2, 227, 227, 3)) * 255 - 120).astype(np.float32)
+    net = alexnet_forward.build_classifier(weights, with_cam=True)
+    with plumbing.new_session(net.graph) as session:
+        session.run(net.initializer)
+        alexnet_forward.load_params(session, net.params, weights)
+        top, cams = session.run([net.chosen, net.cam], {net.x: images})
+        other, other_cams = session.run([net.chosen, net.cam],
+                                        {net.x: images, net.chosen: [3, 3]})
+    for image, cam, chosen, named_cam in zip(images, cams, top, other_cams):
+        expected, expected_class = numpy_grad_cam(image, weights)
+        assert chosen == expected_class and cam.shape == (13, 13)
+        assert expected.max() == 1.0 and (expected > 0).sum() > 5  # a real, spread-out map
+        np.testing.assert_allclose(cam, expected, atol=1e-4)
+        np.testing.assert_allclose(named_cam, numpy_grad_cam(image, weights, 3)[0], atol=1e-4)
+
+
 def tensorflow_alexnet(weights, images):
-    graph, x, prob, params, initializer = alexnet_forward.build_classifier(weights)
-    logits = graph.get_tensor_by_name("xw_plus_b:0")
-    with plumbing.new_session(graph) as session:
-        session.run(initializer)
-        alexnet_forward.load_params(session, params, weights)
-        return session.run([logits, prob], {x: images}), graph
+    net = alexnet_forward.build_classifier(weights)
+    logits = net.graph.get_tensor_by_name("xw_plus_b:0")
+    with plumbing.new_session(net.graph) as session:
+        session.run(net.initializer)
+        alexnet_forward.load_params(session, net.params, weights)
+        return session.run([logits, net.prob], {net.x: images}), net.graph
 
 
 def test_forward_pass_matches_numpy_on_real_size_input(standin):
@@ -278,3 +320,45 @@ def test_with_no_images_the_books_samples_are_taken_from_data_alexnet(standin, t
     assert alexnet_forward.main(args) == 0
     out = capsys.readouterr().out
     assert "Image 0 (data/alexnet/laska.png)" in out and "Image 1 (data/alexnet/poodle.png)" in out
+
+
+def test_cam_saves_one_titled_heatmap_per_image(standin, tmp_path):
+    folder, _ = standin
+    for name, size, mode in (("wide.png", (400, 150), "RGBA"), ("gray.jpg", (227, 227), "L")):
+        Image.new("RGB", size, (120, 60, 200)).convert(mode).save(tmp_path / name)
+    result = run_script(PROJECT / "alexnet_forward.py", tmp_path / "wide.png",
+                        tmp_path / "gray.jpg", "--weights", folder / "bvlc_alexnet.npy",
+                        "--classes", folder / "caffe_classes.py", "--cam", tmp_path / "cams")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "cams").iterdir()) == ["gray_cam.png",
+                                                                     "wide_cam.png"]
+    saved = re.findall(r"^saved where the network looked for '(.+)' to (.+)$", result.stdout,
+                       re.MULTILINE)
+    tops = [b[2].splitlines()[0].rsplit(" ", 1)[0] for b in BLOCK.findall(result.stdout)]
+    assert [name for name, _ in saved] == [top[:40] for top in tops]
+    with Image.open(tmp_path / "cams" / "wide_cam.png") as figure:
+        assert figure.format == "PNG" and figure.size[0] > 300
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--cam-class", "no such animal", "--cam-class 'no such animal' names no class"),
+    ("--cam-class", "class", "is in 999 class names"),
+    ("--cam", "a_file.txt/cams", "--cam {tmp}/a_file.txt/cams: cannot make that folder"),
+])
+def test_cam_mistakes_are_one_line(standin, tmp_path, capsys, option, value, words):
+    folder, _ = standin
+    Image.new("RGB", (227, 227)).save(tmp_path / "x.png")
+    (tmp_path / "a_file.txt").write_text("not a folder")
+    args = [str(tmp_path / "x.png"), "--weights", str(folder / "bvlc_alexnet.npy"),
+            "--classes", str(folder / "caffe_classes.py"), "--cam", str(tmp_path / "cams")]
+    args += [option, str(tmp_path / value) if option == "--cam" else value]
+    assert alexnet_forward.main(args) == 1
+    err = capsys.readouterr().err
+    assert words.format(tmp=tmp_path) in err and err.count("\n") == 1, err
+
+
+def test_cam_class_takes_a_synonym():
+    names = ["tabby, tabby cat", "tiger cat", "jack-o'-lantern"]
+    assert plumbing.class_index(names, "Tabby Cat") == 0
+    assert plumbing.class_index(names, "tiger") == 1
+    assert plumbing.class_index(names, "lantern") == 2

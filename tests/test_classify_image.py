@@ -80,7 +80,7 @@ def test_forward_pass_matches_numpy(tmp_path):
         for colour in [(200, 30, 60), (10, 240, 128), (128, 128, 128)]:
             data = tiny_jpeg(colour, size=(64, 48))
             decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[10, 10]
-            scores, features = classify_image.run_inference_on_image(session, data)
+            scores, features, _ = classify_image.run_inference_on_image(session, data)
             expected_scores, expected_features = numpy_inception(weights, decoded)
             assert scores.shape == (1008,) and features.shape == (6,)
             # float32 AvgPool sums 149x149 values: agreement to about 1e-4 relative
@@ -267,3 +267,80 @@ def test_a_truncated_tarball_on_disk_is_one_line(tmp_path, capsys):
     assert [p.name for p in (tmp_path / "model").iterdir()] == ["inception-2015-12-05.tgz"]
     assert hashlib.md5((tmp_path / "model" / "inception-2015-12-05.tgz").read_bytes()).digest() \
         == hashlib.md5(tarball[:len(tarball) // 2]).digest()  # the user's file is untouched
+
+
+# --------------------------------------------------------------------------------------------
+# Grad-CAM (--cam)
+# --------------------------------------------------------------------------------------------
+
+def red_detector_model(directory):
+    """A stand-in whose only feature is 'red here': channel 0 of the last layer answers red
+    pixels (R up, G and B down) and votes for the panda; the other channels see nothing."""
+    conv = np.zeros((3, 3, 3, 4), np.float32)
+    conv[:, :, 0, 0], conv[:, :, 1:, 0] = 1.0, -1.0
+    overrides = {"conv/conv2d_params": conv,
+                 "conv/batchnorm/moving_mean": np.zeros(4, np.float32),
+                 "conv/batchnorm/moving_variance": np.ones(4, np.float32),
+                 "conv/batchnorm/beta": np.zeros(4, np.float32),
+                 "conv/batchnorm/gamma": np.ones(4, np.float32)}
+    graph_def, _ = inception_graph_def(favourites={0: 169}, overrides=overrides)
+    write_inception_files(directory, graph_def=graph_def)
+    return directory
+
+
+def red_patch_photo(path, box, size=(320, 240)):
+    pixels = np.full((size[1], size[0], 3), 128, np.uint8)
+    left, top, right, bottom = box
+    pixels[top:bottom, left:right] = (250, 10, 10)
+    Image.fromarray(pixels).save(path, quality=95)
+    return path
+
+
+def heat_of(session, graph, cam, path):
+    _, _, heatmap = classify_image.run_inference_on_image(
+        session, classify_image.jpeg_bytes(path), cam)
+    return plumbing.upsampled(heatmap, Image.open(path).size)
+
+
+def test_the_heatmap_lies_where_the_evidence_is_and_follows_it(tmp_path):
+    model = red_detector_model(tmp_path / "model")
+    graph = classify_image.create_graph(model / classify_image.GRAPH_FILE)
+    cam = (*classify_image.add_grad_cam(graph), None)
+    boxes = {"top left": (30, 20, 110, 90), "bottom right": (210, 150, 290, 220)}
+    with plumbing.new_session(graph) as session:
+        heats = {where: heat_of(session, graph, cam,
+                                red_patch_photo(tmp_path / f"{where}.jpg", box))
+                 for where, box in boxes.items()}
+    for where, (left, top, right, bottom) in boxes.items():
+        heat = heats[where]
+        margin = 8  # a 149x149 map stretched to 320x240 blurs a pixel or two
+        inside = heat[top - margin:bottom + margin, left - margin:right + margin].sum()
+        assert inside > 0.9 * heat.sum(), (where, inside / heat.sum())
+    # and it moved with the patch: each map is near zero where the other patch was
+    first, second = boxes["top left"], boxes["bottom right"]
+    assert heats["top left"][second[1]:second[3], second[0]:second[2]].max() < 0.05
+    assert heats["bottom right"][first[1]:first[3], first[0]:first[2]].max() < 0.05
+
+
+def test_cam_on_every_kind_of_image_in_one_run(tmp_path, model_dir):
+    images = [image_of_kind(tmp_path, kind) for kind in ("png", "cmyk.jpg", "rotated.jpg")]
+    result = classify("--model_dir", model_dir, "--image_file", *images, "--cam",
+                      tmp_path / "cams", "--cam-class", "tench")
+    assert result.returncode == 0, result.stderr
+    saved = re.findall(r"^saved where the network looked for '(.+)' to (.+)$", result.stdout,
+                       re.MULTILINE)
+    assert [name for name, _ in saved] == ["tench"] * 3
+    assert len(list((tmp_path / "cams").glob("picture*_cam.png"))) == 3
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--cam-class", "unicorn", "--cam-class 'unicorn' names no class"),
+    ("--cam", "file.txt/cams", "cannot make that folder"),
+])
+def test_cam_mistakes_are_one_line(tmp_path, model_dir, capsys, option, value, words):
+    (tmp_path / "file.txt").write_text("x")
+    args = ["--model_dir", str(model_dir), "--cam", str(tmp_path / "cams")]
+    args += [option, str(tmp_path / value) if option == "--cam" else value]
+    assert classify_image.main(args) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and words in err[0], err

@@ -293,3 +293,19 @@ def test_without_opencv_the_centre_square_is_used(monkeypatch):
     (left, top, size), description = emotion_test.find_face(np.zeros((40, 60)))
     assert (left, top, size) == (10, 0, 40)
     assert "no face detector" in description
+
+
+def test_grad_cam_looks_at_h_pool2_and_comes_from_the_prediction_run(trained):
+    import tensorflow.compat.v1 as tf
+    root, _ = trained
+    checkpoint = emotion_test.latest_checkpoint(root / "logs")
+    graph = tf.Graph()
+    with graph.as_default(), plumbing.new_session(graph) as session:
+        x, y_conv = emotion_test.restore(session, checkpoint)
+        assert emotion_test.last_feature_maps(y_conv).shape.as_list() == [None, 12, 12, 64]
+        heatmap = emotion_test.add_grad_cam(y_conv)
+        face = np.random.default_rng(0).random((1, 48, 48, 1)).astype(np.float32)
+        scores, cam = emotion_test.probabilities_and_cam(session, x, y_conv, heatmap, face)
+        np.testing.assert_allclose(scores, emotion_test.probabilities(session, x, y_conv, face),
+                                   rtol=1e-6)
+    assert cam.shape == (12, 12) and 0 <= cam.min() and cam.max() <= 1

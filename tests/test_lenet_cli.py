@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 
 import lenet_mnist
@@ -142,3 +143,38 @@ def test_offline_with_no_data_says_which_file_to_put_where(tmp_path, monkeypatch
 def test_nonsense_numbers_are_refused(flag, capsys):
     assert lenet_mnist.main([flag, "0", "--dry-run"]) == 1
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_plot_inside_shows_the_kernels_and_each_layers_maps(tmp_path, mnist_dir):
+    picture = tmp_path / "inside.png"
+    result = lenet("--data-dir", mnist_dir, "--dry-run", "--validation-size", "100",
+                   "--plot-inside", picture, "--digit-index", "7")
+    assert result.returncode == 0, result.stderr
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"feature maps of test digit 7 to {picture}" in result.stdout
+
+
+def test_the_inside_views_are_the_graphs_own_tensors(mnist_dir):
+    net = lenet_mnist.build_graph(seed=1)
+    test = lenet_mnist.load_mnist(mnist_dir, 100).test
+    with lenet_mnist.plumbing.new_session(net.graph) as session:
+        session.run(net.initializer)
+        views = lenet_mnist.inside_views(session, net, test, 5)
+    maps = [tuple(t.shape.as_list()[1:]) for t in net.feature_maps]
+    assert maps == [(14, 14, 32), (7, 7, 64), (4, 4, 128)]
+    assert [array.shape for _, array in views] == [(28, 28, 1), (3, 3, 32)] + maps
+    label = int(test.labels[5].argmax())
+    assert [title for title, _ in views] == [
+        f"test digit 5 (a {label})", "conv1 kernels 3x3x1x32", "conv1 maps 14x14x32",
+        "conv2 maps 7x7x64", "conv3 maps 4x4x128"]
+    np.testing.assert_array_equal(views[0][1], test.images[5])
+
+
+@pytest.mark.parametrize("index", ["-1", "300"])
+def test_a_digit_index_outside_the_test_set_is_one_line(tmp_path, mnist_dir, capsys, index):
+    code = lenet_mnist.main(["--data-dir", str(mnist_dir), "--dry-run", "--validation-size",
+                             "100", "--plot-inside", str(tmp_path / "i.png"), "--digit-index",
+                             index])
+    err = capsys.readouterr().err
+    assert code == 1 and f"--digit-index {index}: the test set has digits 0 to 299" in err
+    assert not (tmp_path / "i.png").exists()

@@ -129,16 +129,20 @@ def alexnet_files(tmp_path_factory):
     return folder
 
 
-def test_alexnet_forward_classifies_the_good_ones_and_names_the_bad(corpus, alexnet_files):
+def test_alexnet_forward_classifies_the_good_ones_and_names_the_bad(corpus, alexnet_files,
+                                                                     tmp_path):
     good, bad = paths(corpus)
     mixed = [p for pair in zip(good, bad) for p in pair] + good[len(bad):]
     result = run_script(PROJECT / "alexnet_forward.py", *mixed, "--top", "2",
                         "--weights", alexnet_files / "bvlc_alexnet.npy",
-                        "--classes", alexnet_files / "caffe_classes.py")
+                        "--classes", alexnet_files / "caffe_classes.py", "--cam",
+                        tmp_path / "cams")
     assert result.returncode == 1
     shown = re.findall(r"^Image \d+ \((.+)\)$", result.stdout, re.MULTILINE)
     assert shown == [str(p) for p in mixed if p in good]
     assert_each_broken_one_named(result.stderr, corpus, "alexnet_forward.py")
+    heatmaps = sorted(p.name.rsplit("_cam", 1)[0] for p in (tmp_path / "cams").iterdir())
+    assert heatmaps == sorted(p.stem for p in good)  # one per good image, none for a bad one
 
 
 def test_alexnet_forward_with_only_bad_images_loads_nothing(corpus, tmp_path):
@@ -156,13 +160,15 @@ def test_classify_image_classifies_the_good_ones_and_saves_only_their_features(c
     good, bad = paths(corpus)
     result = run_script(PROJECT / "classify_image.py", "--model_dir", tmp_path / "model",
                         "--num_top_predictions", "1", "--bottleneck", tmp_path / "features",
-                        "--image_file", *bad[:3], *good, *bad[3:])
+                        "--cam", tmp_path / "cams", "--image_file", *bad[:3], *good, *bad[3:])
     assert result.returncode == 1, result.stderr
     assert re.findall(r"^(.+):$", result.stdout, re.MULTILINE) == [str(p) for p in good], \
         result.stderr
     assert_each_broken_one_named(result.stderr, corpus, "classify_image.py")
     saved = sorted(p.stem.split("-")[0] for p in (tmp_path / "features").iterdir())
     assert saved == sorted(p.stem for p in good)  # same stems get numbered, never replaced
+    heatmaps = sorted(p.stem.rsplit("_cam", 1)[0] for p in (tmp_path / "cams").iterdir())
+    assert heatmaps == sorted(p.stem for p in good)
 
 
 def test_prep_images_prepares_the_good_ones_and_names_the_bad(corpus, tmp_path):
