@@ -384,11 +384,7 @@ def main(argv=None):
                         help=f"caffe_classes.py or a text file of names (default: downloaded "
                              f"to {DATA_DIR})")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
-    parser.add_argument("--cam", metavar="DIR", default=None,
-                        help="also save, per image, a Grad-CAM heatmap of where on the 227x227 "
-                             "input conv5 found the class (DIR/NAME_cam.png)")
-    parser.add_argument("--cam-class", metavar="NAME", default=None,
-                        help="the class --cam shows (a name or synonym; default: the top one)")
+    plumbing.add_cam_arguments(parser, "conv5, on the 227x227 input,")
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: classify(args))
 

@@ -285,11 +285,7 @@ def main(argv=None):
     parser.add_argument("--bottleneck", metavar="DIR", default=None,
                         help="also save each image's 2048 pool_3 features as DIR/NAME.npy")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
-    parser.add_argument("--cam", metavar="DIR", default=None,
-                        help="also save, per image, a Grad-CAM heatmap of where the last 8x8 "
-                             "mixed layer found the class (DIR/NAME_cam.png)")
-    parser.add_argument("--cam-class", metavar="NAME", default=None,
-                        help="the class --cam shows (a name or synonym; default: the top one)")
+    plumbing.add_cam_arguments(parser, "the last 8x8 mixed layer")
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: classify(args))
 

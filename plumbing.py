@@ -548,6 +548,16 @@ def class_index(class_names, wanted):
                     f"({some}...); give more of one")
 
 
+def add_cam_arguments(parser, where):
+    """--cam DIR and --cam-class NAME, the same in every script that draws Grad-CAM; `where`
+    says which layer, over what."""
+    parser.add_argument("--cam", metavar="DIR", default=None,
+                        help=f"also save, per image, a Grad-CAM heatmap of where {where} "
+                             f"found the class (DIR/NAME_cam.png)")
+    parser.add_argument("--cam-class", metavar="NAME", default=None,
+                        help="the class --cam shows (a name or synonym; default: the top one)")
+
+
 def writable_folder(path, option):
     """Make the folder `path` (given with `option`) before any work, or say why it cannot be."""
     path = Path(path)
