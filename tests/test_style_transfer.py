@@ -306,13 +306,18 @@ def test_clear_errors_before_any_long_work(mats, pictures, tmp_path, problem, me
     assert not (tmp_path / "o").exists()
 
 
-def test_the_optimiser_is_a_generator_of_progress(mats, pictures):
+def small_problem(mats, pictures):
     params = style_transfer.load_vgg(mats["new"])
     content = style_transfer.preprocess(plumbing.open_rgb(pictures / "content.png"), (24, 16))
     style = style_transfer.preprocess(plumbing.open_rgb(pictures / "style.jpg"), (24, 16))
     settings = style_transfer.build_parser().parse_args(["--style", "x"])
     problem = style_transfer.build_problem(params, content.shape,
                                            style_transfer.settings_from(settings), 1)
+    return problem, content, style
+
+
+def test_the_optimiser_is_a_generator_of_progress(mats, pictures):
+    problem, content, style = small_problem(mats, pictures)
     with plumbing.new_session(problem.graph) as session:
         session.run(problem.initializer)
         style_transfer.set_targets(session, problem, content, [style], content)
@@ -353,16 +358,6 @@ def test_ctrl_c_keeps_the_image_where_the_optimiser_stands(mats, pictures, tmp_p
     with Image.open(out / "0.png") as start, Image.open(out / "final.png") as final:
         moved = np.abs(np.asarray(final, np.float64) - np.asarray(start, np.float64)).mean()
     assert moved > 1.0  # the work done before Ctrl-C is in the final image
-
-
-def small_problem(mats, pictures):
-    params = style_transfer.load_vgg(mats["new"])
-    content = style_transfer.preprocess(plumbing.open_rgb(pictures / "content.png"), (24, 16))
-    style = style_transfer.preprocess(plumbing.open_rgb(pictures / "style.jpg"), (24, 16))
-    settings = style_transfer.build_parser().parse_args(["--style", "x"])
-    problem = style_transfer.build_problem(params, content.shape,
-                                           style_transfer.settings_from(settings), 1)
-    return problem, content, style
 
 
 def test_each_adam_iterations_cost_is_that_of_its_image_after_the_step(mats, pictures):
