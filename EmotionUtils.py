@@ -92,9 +92,10 @@ def read_header(raw, path):
     return names, (end + 1 if end >= 0 else len(raw))
 
 
-def row_spans(raw, start, number=2):
-    """(line number, start, end) of every non-blank row from `start`, whose line is `number`."""
-    spans = []
+def row_spans(raw, start):
+    """(line number, start, end) of every non-blank row from `start`, the row after the header
+    (line 2)."""
+    spans, number = [], 2
     while start < len(raw):
         end = raw.find(b"\n", start)
         end = len(raw) if end < 0 else end

@@ -43,8 +43,7 @@ ALEXNET_WEIGHTS = plumbing.RemoteFile(
 CAFFE_CLASSES = plumbing.RemoteFile("caffe_classes.py", (ALEXNET_URL + "caffe_classes.py",),
                                     21706, md5="29bb9d0c7128bc82500a8f83884103b7")
 DATA_DIR = Path("data/alexnet")
-SAMPLE_IMAGES = ("laska.png", "poodle.png")
-SAMPLE_PAGE = ALEXNET_URL
+SAMPLE_IMAGES = ("laska.png", "poodle.png")  # on the weights' page, ALEXNET_URL
 IMAGE_SIZE = 227
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 # Caffe's ILSVRC-2012 mean pixel, in the BGR order the weights expect.
@@ -301,7 +300,7 @@ def books_sample_images():
         if found:
             return [str(path) for path in found]
     raise plumbing.UserError(f"no images given, and the book's {' and '.join(SAMPLE_IMAGES)} are "
-                             f"neither here nor in {DATA_DIR} (get them from {SAMPLE_PAGE})")
+                             f"neither here nor in {DATA_DIR} (get them from {ALEXNET_URL})")
 
 
 def classify(args):
