@@ -46,6 +46,8 @@ bench: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python bench/lenet_vs_keras.py --data-dir $(SHARED_DATA)/mnist
 	$(BIN)/python bench/emotion_data_and_training.py --fer2013 $(SHARED_DATA)/fer2013/fer2013.csv.gz
+	$(BIN)/python bench/emotion_fer2013.py --fer2013 $(SHARED_DATA)/fer2013/fer2013.csv.gz -- \
+		--model vgg --augment --schedule cosine --iterations 11000 --seed 1
 	$(BIN)/python bench/inception_classify.py --image $(SHARED_DATA)/images/inception_example.jpg
 	$(BIN)/python bench/alexnet_forward_and_prep.py --photos $(SHARED_DATA)/dogs_vs_cats/train
 	$(BIN)/python bench/style_transfer_vs_torch.py --content $(SHARED_DATA)/images/cat.jpg --style $(SHARED_DATA)/images/mosaic.jpg

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+import emotion_cnn
 import EmotionUtils
 import plumbing
 
@@ -82,9 +83,9 @@ def face_input(gray):
 # --------------------------------------------------------------------------------------------
 
 def latest_checkpoint(logs_dir):
-    """The newest checkpoint prefix in `logs_dir`, also when its `checkpoint` file names paths
-    from another machine."""
-    logs_dir = Path(logs_dir)
+    """The newest checkpoint prefix in `logs_dir` (in its best/ folder when early stopping kept
+    one there), also when its `checkpoint` file names paths from another machine."""
+    logs_dir = emotion_cnn.checkpoint_folder(logs_dir)
     latest = tf.train.latest_checkpoint(str(logs_dir))
     if latest and not Path(latest + ".index").exists():
         latest = str(logs_dir / Path(latest).name)

@@ -103,7 +103,7 @@ def test_dry_run_prints_the_books_lines_and_writes_nothing(tmp_path):
 def test_training_prints_the_books_lines_and_saves_a_checkpoint(trained):
     root, result = trained
     for line in ("Train size: 270", "Validation size: 30", "Test size: 70",
-                 "emotion CNN: 2,380,679 parameters"):
+                 "emotion CNN (book network): 2,380,679 parameters"):
         assert line in result.stdout
     assert re.search(r"^Training Loss: \d+\.\d{6}$", result.stdout, re.MULTILINE)
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ Validation Loss: \d+\.\d{6}  "
@@ -118,7 +118,8 @@ def test_mode_test_reports_accuracy_and_a_confusion_matrix(trained):
                         root / "logs", "--mode", "test")
     assert result.returncode == 0, result.stderr
     assert re.search(r"^Test accuracy: \d\.\d{4} \(\d+/70\)", result.stdout, re.MULTILINE)
-    rows = [line for line in result.stdout.splitlines() if re.match(r"^ +(anger|neutral) +\d", line)]
+    rows = [line for line in result.stdout.splitlines()
+            if re.match(r"^ +(anger|neutral)( +\d+){7}$", line)]
     assert len(rows) == 2
     assert (root / "logs" / "confusion_matrix-model.ckpt-2.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -1,0 +1,78 @@
+"""FER2013 PublicTest accuracy of emotion_cnn.py, and the wall time it took to train.
+
+Trains from scratch, as a reader would type it, on Kaggle's fer2013.csv (`Training` rows; a tenth
+held back for validation) in a fresh logs folder, then scores `--mode test` on the `PublicTest`
+rows. Everything after `--` goes to emotion_cnn.py unchanged. The peers' published figures:
+atulapra/Emotion-detection 63.2% (4-conv Keras net, 50 epochs), oarriaga/face_classification
+66% (mini-Xception). Goal for `--model vgg`: at least 63% in at most 60 minutes on 2 CPU cores.
+
+    python bench/emotion_fer2013.py --fer2013 ../shared/data/fer2013/fer2013.csv.gz -- \\
+        --model vgg --augment --schedule cosine --iterations 4400 --batch-size 128
+"""
+
+import argparse
+import gzip
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+import emotion_cnn as emotion_cnn_script  # noqa: E402  (the project root is not a package)
+
+
+def unpacked(fer2013, folder):
+    target = Path(folder) / "fer2013.csv"
+    opener = gzip.open if str(fer2013).endswith(".gz") else open
+    with opener(fer2013, "rb") as source, open(target, "wb") as sink:
+        shutil.copyfileobj(source, sink)
+    return folder
+
+
+def emotion_cnn(*arguments, log):
+    """Run emotion_cnn.py; its output goes on to `log` (and the screen); returns (code, stdout)."""
+    command = [sys.executable, str(PROJECT / "emotion_cnn.py"), *map(str, arguments)]
+    lines = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        for line in process.stdout:
+            lines.append(line)
+            log.write(line)
+            log.flush()
+    return process.returncode, "".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--fer2013", required=True, help="fer2013.csv or fer2013.csv.gz")
+    parser.add_argument("--keep", metavar="DIR", default=None,
+                        help="keep the checkpoints in DIR (default: a temporary folder)")
+    parser.add_argument("options", nargs=argparse.REMAINDER,
+                        help="-- then emotion_cnn.py's options")
+    args = parser.parse_args(argv)
+    options = args.options[1:] if args.options[:1] == ["--"] else args.options
+    with tempfile.TemporaryDirectory() as folder:
+        data = unpacked(args.fer2013, folder)
+        emotion_cnn("--data-dir", data, "--dry-run", log=sys.stderr)  # parse once, untimed
+        logs = Path(args.keep) if args.keep else Path(folder) / "logs"
+        started = time.perf_counter()
+        code, _ = emotion_cnn("--data-dir", data, "--logs-dir", logs, *options, log=sys.stderr)
+        minutes = (time.perf_counter() - started) / 60
+        if code != 0:
+            return code
+        model = emotion_cnn_script.build_parser().parse_args(options).model
+        code, tested = emotion_cnn("--data-dir", data, "--logs-dir", logs, "--mode", "test",
+                                   "--model", model, log=sys.stdout)
+    accuracy = re.search(r"Test accuracy: (\d\.\d+)", tested)
+    print(f"python emotion_cnn.py {' '.join(options)}")
+    print(f"  trained in {minutes:.1f} minutes; FER2013 PublicTest accuracy "
+          f"{float(accuracy.group(1)) * 100:.2f}%" if accuracy else "  no test accuracy")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
