@@ -482,7 +482,8 @@ class EarlyStopping:
         if self.folder:
             record = {"best_loss": self.best_loss, "best_step": self.best_step,
                       "since_best": self.since_best}
-            (self.folder / "validation.json").write_text(json.dumps(record))
+            with plumbing.atomic_output(self.folder / "validation.json") as temporary:
+                temporary.write_text(json.dumps(record))  # a crash leaves the old one
         return self.has_stopped()
 
     def verdict(self):
