@@ -7,7 +7,7 @@ atulapra/Emotion-detection 63.2% (4-conv Keras net, 50 epochs), oarriaga/face_cl
 66% (mini-Xception). Goal for `--model vgg`: at least 63% in at most 60 minutes on 2 CPU cores.
 
     python bench/emotion_fer2013.py --fer2013 ../shared/data/fer2013/fer2013.csv.gz -- \\
-        --model vgg --augment --schedule cosine --iterations 4400 --batch-size 128
+        --model vgg --augment --schedule cosine --iterations 11000 --seed 1
 """
 
 import argparse
