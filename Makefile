@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python bench/inception_classify.py --image $(SHARED_DATA)/images/inception_example.jpg
 	$(BIN)/python bench/alexnet_forward_and_prep.py --photos $(SHARED_DATA)/dogs_vs_cats/train
 	$(BIN)/python bench/style_transfer_vs_torch.py --content $(SHARED_DATA)/images/cat.jpg --style $(SHARED_DATA)/images/mosaic.jpg
+	$(BIN)/python bench/style_transfer_fast.py --content $(SHARED_DATA)/images/cat.jpg --style $(SHARED_DATA)/images/mosaic.jpg
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache

@@ -60,12 +60,14 @@ def settings():
     return style_transfer.settings_from(style_transfer.build_parser().parse_args(["--style", "x"]))
 
 
-def tensorflow_problem(params, content, style, precision):
+def tensorflow_problem(params, content, style, precision, start=None):
+    """A session ready to optimise: targets set, the image `start` or the book's noisy one."""
     problem = style_transfer.build_problem(params, content.shape, settings(), 1)
     session = plumbing.new_session(problem.graph, precision=precision)
     session.run(problem.initializer)
-    initial = style_transfer.initial_image("noise", content, [style], 0, None)
-    style_transfer.set_targets(session, problem, content, [style], initial)
+    if start is None:
+        start = style_transfer.initial_image("noise", content, [style], 0, None)
+    style_transfer.set_targets(session, problem, content, [style], start)
     return session, problem
 
 

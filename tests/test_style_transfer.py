@@ -341,7 +341,7 @@ def test_an_initial_image_path_is_used(mats, pictures, tmp_path):
 def test_ctrl_c_keeps_the_image_where_the_optimiser_stands(mats, pictures, tmp_path,
                                                            optimizer):
     # Nothing is printed or saved between iteration 0 and the (far) end, so the Ctrl-C lands
-    # inside the optimiser: for L-BFGS, inside scipy's run.
+    # inside the optimiser's run.
     out = tmp_path / "out"
     process = start_script(PROJECT / "style_transfer.py", "--content", pictures / "content.png",
                            "--style", pictures / "style.jpg", "--weights", mats["new"],
@@ -377,24 +377,66 @@ def test_each_adam_iterations_cost_is_that_of_its_image_after_the_step(mats, pic
     assert all(later < earlier for earlier, later in zip(totals, totals[1:]))
 
 
-def test_lbfgs_runs_that_end_early_never_step_over_a_report_point(mats, pictures,
-                                                                 monkeypatch):
-    import scipy.optimize
-    real_minimize = scipy.optimize.minimize
+class CountingSession:
+    """A session that counts the runs fetching the loss's gradient."""
 
-    def ends_early(*args, options, **kwargs):  # as if it converged after 3 iterations
-        return real_minimize(*args, options={**options, "maxiter": min(3, options["maxiter"])},
-                             **kwargs)
+    def __init__(self, session, gradient):
+        self.session, self.gradient, self.gradients = session, gradient, 0
 
-    monkeypatch.setattr(scipy.optimize, "minimize", ends_early)
+    def run(self, fetches, *args, **kwargs):
+        if isinstance(fetches, list) and any(f is self.gradient for f in fetches):
+            self.gradients += 1
+        return self.session.run(fetches, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+def test_lbfgs_reports_each_iteration_and_never_raises_the_loss(mats, pictures):
     problem, content, style = small_problem(mats, pictures)
     with plumbing.new_session(problem.graph) as session:
         session.run(problem.initializer)
         style_transfer.set_targets(session, problem, content, [style], content)
-        reached = [iteration for iteration, _, _ in
-                   style_transfer.stylize(session, problem, 20, "lbfgs", 5)]
-    assert {0, 5, 10, 15, 20} <= set(reached) and reached == sorted(reached)
-    assert reached[-1] == 20
+        counting = CountingSession(session, problem.gradient)
+        steps = list(style_transfer.stylize(counting, problem, 30, "lbfgs", 10))
+        # the start and 30 steps, and a few more where a step raised the loss and was halved
+        assert 31 <= counting.gradients < 45
+        shown = [(iteration, image, losses["total"]) for iteration, image, losses in steps
+                 if image is not None]
+        assert [iteration for iteration, _, _ in shown] == [0, 10, 20, 30]
+        for _, image, total in shown:  # each iteration's loss is its own image's
+            plumbing.load_variable(session, problem.image, image)
+            assert session.run(problem.total) == pytest.approx(total, rel=1e-5)
+    assert [iteration for iteration, _, _ in steps] == list(range(31))
+    totals = [losses["total"] for _, _, losses in steps]
+    assert all(later <= earlier for earlier, later in zip(totals, totals[1:]))
+    assert totals[-1] < 0.1 * totals[0]
+
+
+def dense_bfgs_inverse(pairs):
+    """The textbook BFGS update of the inverse Hessian, as dense matrices, from
+    gamma * I with gamma = s'y / y'y of the newest pair (Nocedal & Wright, 7.2)."""
+    s, y = pairs[-1]
+    inverse = np.eye(len(s)) * (s @ y) / (y @ y)
+    for s, y in pairs:
+        rho = 1 / (y @ s)
+        left = np.eye(len(s)) - rho * np.outer(s, y)
+        inverse = left @ inverse @ left.T + rho * np.outer(s, s)
+    return inverse
+
+
+def test_the_lbfgs_direction_is_the_dense_bfgs_one():
+    rng = np.random.default_rng(0)
+    root = rng.standard_normal((12, 12))
+    hessian = root @ root.T + 12 * np.eye(12)  # a convex quadratic's
+    pairs = [(s, hessian @ s) for s in rng.standard_normal((5, 12))]
+    steps = [(s, y, 1 / (s @ y)) for s, y in pairs]
+    gradient = rng.standard_normal(12)
+    direction = style_transfer.lbfgs_direction(gradient, steps)
+    assert np.allclose(direction, -dense_bfgs_inverse(pairs) @ gradient)
+    newest_step, newest_change = pairs[-1]  # the secant condition: H y = s
+    assert np.allclose(style_transfer.lbfgs_direction(newest_change, steps), -newest_step)
+    assert np.array_equal(style_transfer.lbfgs_direction(gradient, []), -gradient)
 
 
 def test_the_memory_check_comes_before_the_weights_are_read(mats, pictures, tmp_path,
@@ -408,3 +450,14 @@ def test_the_memory_check_comes_before_the_weights_are_read(mats, pictures, tmp_
                                 str(pictures / "style.jpg"), "--weights", str(mats["new"]),
                                 "--size", "2000", "--output-dir", str(tmp_path / "o")]) == 1
     assert "GiB are free; choose a smaller --size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given, expected", [
+    ([], (1000, 100, 100)),  # the book's
+    (["--optimizer", "lbfgs"], (100, 10, 10)),
+    (["--optimizer", "lbfgs", "--iterations", "0", "--save-every", "50"], (0, 10, 50)),
+])
+def test_each_optimizer_has_its_own_iteration_defaults(given, expected):
+    args = style_transfer.with_optimizer_defaults(
+        style_transfer.build_parser().parse_args(given))
+    assert (args.iterations, args.print_every, args.save_every) == expected
