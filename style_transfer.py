@@ -277,7 +277,8 @@ def lbfgs(session, problem, iterations, report_every, fetch, should_stop, memory
         if iteration:
             direction = lbfgs_direction(gradient, steps)
             # with no curvature known yet, step to where the loss's tangent reaches 0 (Polyak)
-            step_size = 1.0 if steps else losses["total"] / float(np.vdot(gradient, gradient))
+            step_size = 1.0 if steps else \
+                float(losses["total"]) / max(float(np.vdot(gradient, gradient)), 1e-30)
             for _ in range(LBFGS_HALVINGS):
                 new_losses, new_gradient = evaluate(image + step_size * direction)
                 if new_losses["total"] <= losses["total"]:

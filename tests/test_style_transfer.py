@@ -413,6 +413,20 @@ def test_lbfgs_reports_each_iteration_and_never_raises_the_loss(mats, pictures):
     assert totals[-1] < 0.1 * totals[0]
 
 
+def test_lbfgs_from_a_point_with_no_gradient_stays_there(mats, pictures):
+    params = style_transfer.load_vgg(mats["new"])
+    content = style_transfer.preprocess(plumbing.open_rgb(pictures / "content.png"), (24, 16))
+    settings = style_transfer.build_parser().parse_args(["--style", "x", "--style-weight", "0"])
+    problem = style_transfer.build_problem(params, content.shape,
+                                           style_transfer.settings_from(settings), 1)
+    with plumbing.new_session(problem.graph) as session:
+        session.run(problem.initializer)
+        style_transfer.set_targets(session, problem, content, [content], content)
+        steps = list(style_transfer.stylize(session, problem, 3, "lbfgs", 1))
+    assert [losses["total"] for _, _, losses in steps] == [0, 0, 0, 0]
+    assert np.array_equal(steps[-1][1], content)
+
+
 def dense_bfgs_inverse(pairs):
     """The textbook BFGS update of the inverse Hessian, as dense matrices, from
     gamma * I with gamma = s'y / y'y of the newest pair (Nocedal & Wright, 7.2)."""
