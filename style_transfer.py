@@ -260,12 +260,11 @@ def adam(session, problem, iterations, report_every, fetch, should_stop):
             waiting = iteration
 
 
-def lbfgs(session, problem, iterations, report_every, fetch, should_stop, memory=LBFGS_MEMORY):
+def lbfgs(session, problem, iterations, report_every, fetch, should_stop):
     """L-BFGS as neural-style runs it (Torch's optim.lbfgs): a step of 1 along the direction
-    its memory of the last `memory` steps gives, without a line search, so an iteration is one
-    loss-and-gradient evaluation, the cost of an Adam step, and no progress report restarts it.
-    A step that raises the loss is taken back and halved (an extra evaluation each time).
-    Yields as `adam` does."""
+    its memory of the last LBFGS_MEMORY steps gives, with no line search beyond halving a step
+    that raised the loss, so an iteration is usually one loss-and-gradient evaluation, the cost
+    of an Adam step, and no progress report restarts it. Yields as `adam` does."""
     def evaluate(image):
         plumbing.load_variable(session, problem.image, image)
         return session.run([fetch, problem.gradient])
@@ -280,15 +279,17 @@ def lbfgs(session, problem, iterations, report_every, fetch, should_stop, memory
             step_size = 1.0 if steps else \
                 float(losses["total"]) / max(float(np.vdot(gradient, gradient)), 1e-30)
             for _ in range(LBFGS_HALVINGS):
-                new_losses, new_gradient = evaluate(image + step_size * direction)
+                step = step_size * direction
+                new_image = image + step
+                new_losses, new_gradient = evaluate(new_image)
                 if new_losses["total"] <= losses["total"]:
                     break
                 step_size /= 2
-            step, change = step_size * direction, new_gradient - gradient
+            change = new_gradient - gradient
             curvature = float(np.vdot(step, change))
             if curvature > 1e-10:  # only a step along which the loss curves upwards teaches
-                steps = steps[-(memory - 1):] + [(step, change, 1 / curvature)]
-            image, losses, gradient = image + step, new_losses, new_gradient
+                steps = steps[-(LBFGS_MEMORY - 1):] + [(step, change, 1 / curvature)]
+            image, losses, gradient = new_image, new_losses, new_gradient
         stopping = should_stop()
         shown = iteration % report_every == 0 or iteration == iterations or stopping
         yield iteration, image if shown else None, losses
