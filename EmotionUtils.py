@@ -12,7 +12,7 @@ Two layouts are read (../data/README.md says where to get them):
   * Kaggle's FER2013 `fer2013.csv` (`emotion,pixels,Usage`): `Training` rows become the training
     and validation sets, `PublicTest` the test set (`PrivateTest` is left out).
 What changed from the book: the pixel strings are parsed in blocks by NumPy's C parser into uint8
-instead of one float64 `np.fromstring` per row (about ten times faster);
+instead of one float64 `np.fromstring` per row (faster: README, bench/);
 the cache is an `.npz` file, which cannot run code when loaded (a pickle can), written atomically
 and rebuilt when a CSV changes; a malformed row is skipped with a warning that names its line,
 where the book's `dropna` dropped it silently.

@@ -31,13 +31,19 @@ from types import SimpleNamespace
 
 import numpy as np
 
+import alexnet_files
 import alexnet_forward
+import downloads
+import image_io
 import plumbing
+import prep_images
+import tf_setup
+from checkpoints import CheckpointFolder
 
-with plumbing.tensorflow_logging_quieted():
+with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
 
-CLASSES = ("cat", "dog")
+CLASSES = prep_images.CLASSES  # cat, dog
 KEEP_PROB = 0.85
 
 # --------------------------------------------------------------------------------------------
@@ -45,16 +51,17 @@ KEEP_PROB = 0.85
 # --------------------------------------------------------------------------------------------
 
 
-def label_of(name):
-    name = name.lower()
-    return 0 if "cat" in name else 1 if "dog" in name else None
+def class_of(name):
+    """0 for a cat, 1 for a dog, by prep_images.py's rule for file names; None for neither."""
+    label = prep_images.label_of(name)
+    return None if label is None else CLASSES.index(label)
 
 
 def image_files(folder):
     folder = Path(folder)
     if not folder.is_dir():
         raise plumbing.UserError(f"{folder} is not a folder (make it with prep_images.py)")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in plumbing.IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in image_io.IMAGE_SUFFIXES)
     if not files:
         raise plumbing.UserError(f"{folder} has no images")
     return files
@@ -62,10 +69,10 @@ def image_files(folder):
 
 def training_set(train_dir, validation_fraction, seed):
     """(train files, train labels, validation files, validation labels), labels from names."""
-    files = [f for f in image_files(train_dir) if label_of(f.name) is not None]
+    files = [f for f in image_files(train_dir) if class_of(f.name) is not None]
     if len(files) < 2:
         raise plumbing.UserError(f"{train_dir} needs photos named cat.N.jpg and dog.N.jpg")
-    labels = np.array([label_of(f.name) for f in files])
+    labels = np.array([class_of(f.name) for f in files])
     order = np.random.default_rng(seed).permutation(len(files))
     count = int(len(files) * validation_fraction)
     pick = lambda indices: ([files[i] for i in indices], labels[indices])  # noqa: E731
@@ -83,7 +90,7 @@ def test_labels(test_dir, files, labels_csv=None):
         known = {"cat": 0, "0": 0, "dog": 1, "1": 1}
         labels = [known.get(table.get(f.name, ""), None) for f in files]
     else:
-        labels = [label_of(f.name) for f in files]
+        labels = [class_of(f.name) for f in files]
     return None if any(label is None for label in labels) else np.array(labels)
 
 
@@ -164,26 +171,27 @@ def check(args):
     return layers
 
 
-def restore_or_initialize(sess, net, weights, checkpoint_dir):
-    """Resume from the newest checkpoint in `checkpoint_dir`, else start from the pretrained
-    weights; returns the steps already done."""
-    latest = tf.train.latest_checkpoint(str(checkpoint_dir)) if checkpoint_dir else None
-    if latest is None:
+def resume(sess, net, weights, checkpoints):
+    """Resume from the newest checkpoint, else start from the pretrained weights; returns the
+    steps already done."""
+    def start_from_pretrained(sess):
         sess.run(net.initializer)
         alexnet_forward.load_params(sess, {k: v for k, v in net.params.items()
                                            if k in net.pretrained}, weights)
+    if checkpoints.restore_or_initialize(sess, start_from_pretrained) is None:
         return 0
-    try:
-        net.saver.restore(sess, latest)
-    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
-        raise plumbing.UserError(f"{checkpoint_dir} holds a checkpoint of another model; "
-                                 f"choose another --checkpoint-dir") from None
     return int(sess.run(net.steps_done))
 
 
-def save_checkpoint(sess, net, checkpoint_dir, steps_done):
-    plumbing.load_variable(sess, net.steps_done, steps_done)
-    return net.saver.save(sess, str(Path(checkpoint_dir) / "model.ckpt"), global_step=steps_done)
+def save(sess, net, checkpoints, steps_done, settings):
+    tf_setup.load_variable(sess, net.steps_done, steps_done)
+    return checkpoints.save(sess, steps_done, settings)
+
+
+def settings_of(args, train_layers):
+    """What a run's checkpoints depend on, recorded with them."""
+    return {"train_layers": train_layers, "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate, "seed": args.seed}
 
 
 def train(sess, net, files, labels, settings, steps_done, ctrl_c):
@@ -222,16 +230,17 @@ def train_and_test(args):
     if args.dry_run:
         settings.iterations, settings.batch_size, checkpoint_dir = 2, min(args.batch_size, 4), None
         valid_files, valid_y, test_files = valid_files[:4], valid_y[:4], test_files[:4]
-    weights = alexnet_forward.load_weights(
-        args.weights or plumbing.fetch(alexnet_forward.ALEXNET_WEIGHTS, alexnet_forward.DATA_DIR))
-    device = plumbing.configure_devices(args.cpu)
+    weights = alexnet_files.load_weights(
+        args.weights or downloads.fetch(alexnet_forward.ALEXNET_WEIGHTS, alexnet_forward.DATA_DIR))
+    device = tf_setup.configure_devices(args.cpu)
     if args.seed is not None:
-        plumbing.make_deterministic(args.seed)
+        tf_setup.make_deterministic(args.seed)
     net = build_graph(weights, train_layers, args.learning_rate, args.seed)
+    checkpoints = CheckpointFolder(checkpoint_dir, net.saver, "--checkpoint-dir")
     print(f"fine-tuning {', '.join(train_layers)} on {len(train_files)} images "
           f"({len(valid_files)} for validation) on {device}")
-    with plumbing.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
-        steps_done = restore_or_initialize(sess, net, weights, checkpoint_dir)
+    with tf_setup.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
+        steps_done = resume(sess, net, weights, checkpoints)
         del weights
         if steps_done:
             print(f"resuming from {checkpoint_dir} after {steps_done} steps")
@@ -239,7 +248,8 @@ def train_and_test(args):
         steps_done = train(sess, net, train_files, train_y, settings, steps_done, ctrl_c)
         if ctrl_c.pressed and steps_done < settings.iterations:
             if checkpoint_dir:
-                checkpoint = save_checkpoint(sess, net, checkpoint_dir, steps_done)
+                checkpoint = save(sess, net, checkpoints, steps_done,
+                                  settings_of(args, train_layers))
                 print(f"interrupted: saved a checkpoint after {steps_done} steps to "
                       f"{checkpoint}; run the same command to resume")
             return 130
@@ -248,7 +258,8 @@ def train_and_test(args):
             predicted = np.argmax(predict(sess, net, valid_files, settings.batch_size), axis=1)
             print(f"Validation Accuracy = {np.mean(predicted == valid_y) * 100:.1f}%")
         if checkpoint_dir:
-            print(f"saved a checkpoint to {save_checkpoint(sess, net, checkpoint_dir, steps_done)}")
+            checkpoint = save(sess, net, checkpoints, steps_done, settings_of(args, train_layers))
+            print(f"saved a checkpoint to {checkpoint}")
         if test_files:
             report_test(args, test_files,
                         np.argmax(predict(sess, net, test_files, settings.batch_size), 1))
@@ -283,7 +294,8 @@ def main(argv=None):
     parser.add_argument("--predictions", default="predictions.csv",
                         help="where an unlabelled test folder's id,label CSV goes (a new file)")
     parser.add_argument("--weights", default=None,
-                        help=f"bvlc_alexnet.npy (default: downloaded to {alexnet_forward.DATA_DIR})")
+                        help=f"bvlc_alexnet.npy (default: downloaded to "
+                             f"{alexnet_forward.DATA_DIR})")
     parser.add_argument("--iterations", type=int, default=59,
                         help="training steps (the book's loop: Iter 100 ... Iter 5900 at "
                              "batch 100)")
@@ -303,7 +315,7 @@ def main(argv=None):
     parser.add_argument("--dry-run", action="store_true",
                         help="2 steps of at most 4 images, then score 4 test images; "
                              "nothing is saved")
-    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    tf_setup.add_device_option(parser)
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: train_and_test(args))
 

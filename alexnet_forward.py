@@ -23,169 +23,48 @@ What changed, and why:
   * All images go through one session in batches.
 """
 
-import ast
-import pickle
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+import alexnet_files
+import downloads
+import gradcam
+import image_io
 import plumbing
+import tf_setup
 
-with plumbing.tensorflow_logging_quieted():
+with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
 
 ALEXNET_URL = "http://www.cs.toronto.edu/~guerzhoy/tf_alexnet/"
-ALEXNET_WEIGHTS = plumbing.RemoteFile(
+ALEXNET_WEIGHTS = downloads.RemoteFile(
     "bvlc_alexnet.npy", (ALEXNET_URL + "bvlc_alexnet.npy",), 243861814,
     sha256="1294ef51496c52f2e4879ee3b5e1da22c35d61f3240937491b4469403d5428cc")
-CAFFE_CLASSES = plumbing.RemoteFile("caffe_classes.py", (ALEXNET_URL + "caffe_classes.py",),
-                                    21706, md5="29bb9d0c7128bc82500a8f83884103b7")
+CAFFE_CLASSES = downloads.RemoteFile("caffe_classes.py", (ALEXNET_URL + "caffe_classes.py",),
+                                     21706, md5="29bb9d0c7128bc82500a8f83884103b7")
 DATA_DIR = Path("data/alexnet")
 SAMPLE_IMAGES = ("laska.png", "poodle.png")  # on the weights' page, ALEXNET_URL
 IMAGE_SIZE = 227
-LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+LAYERS = alexnet_files.LAYERS  # conv1 ... conv5, fc6, fc7, fc8
 # Caffe's ILSVRC-2012 mean pixel, in the BGR order the weights expect.
 IMAGENET_MEAN_BGR = np.array([104.00698793, 116.66876762, 122.67891434], np.float32)
 BATCH_SIZE = 16
 
 # --------------------------------------------------------------------------------------------
-# The weights file: a Python 2 pickle of {layer: [weights, biases]}
+# The book's path: the weights, the network, and each image's top classes
 # --------------------------------------------------------------------------------------------
 
-ARRAY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"),
-                 ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-                 ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                 ("numpy._core.multiarray", "scalar"),
-                 ("_codecs", "encode")}  # how Python 3 writes bytes into protocol 2
+def weights_and_classes(args):
+    """The weights and class names the user named, or the downloaded ones."""
+    weights = alexnet_files.load_weights(args.weights
+                                         or downloads.fetch(ALEXNET_WEIGHTS, DATA_DIR))
+    class_names = alexnet_files.read_class_names(args.classes
+                                                 or downloads.fetch(CAFFE_CLASSES, DATA_DIR))
+    return weights, class_names
 
-
-class ArraysOnlyUnpickler(pickle.Unpickler):
-    """Unpickles NumPy arrays, lists, dicts, strings and numbers, and refuses anything else:
-    a pickle can otherwise call any function while it loads."""
-
-    def find_class(self, module, name):
-        if (module, name) in ARRAY_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing {module}.{name}")
-
-
-def read_pickled_npy(path):
-    """The object stored by np.save in `path`, unpickled with ArraysOnlyUnpickler."""
-    with open(path, "rb") as stream:
-        version = np.lib.format.read_magic(stream)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-        if read_header is None:
-            raise ValueError(f"NPY format version {version} is not one NumPy wrote")
-        shape, _, dtype = read_header(stream)
-        if dtype != np.dtype(object) or shape != ():
-            raise ValueError(f"an array of {dtype} {shape}, not a dictionary of layers")
-        # latin1: the arrays' bytes were pickled as Python 2 strings
-        stored = ArraysOnlyUnpickler(stream, encoding="latin1").load()
-    return stored.item() if isinstance(stored, np.ndarray) else stored
-
-
-def load_weights(path):
-    """{layer: (weights, biases)} from a bvlc_alexnet.npy-style file, checked layer by layer."""
-    try:
-        stored = read_pickled_npy(path)
-    except FileNotFoundError:
-        raise plumbing.UserError(f"{path} does not exist") from None
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError, AttributeError,
-            TypeError, UnicodeError) as error:
-        raise plumbing.UserError(f"{path} is not AlexNet weights ({error})") from None
-    if not isinstance(stored, dict):
-        raise plumbing.UserError(f"{path} is not AlexNet weights (it holds a "
-                                 f"{type(stored).__name__}, not a dictionary of layers)")
-    net_data = {(key.decode() if isinstance(key, bytes) else key): value
-                for key, value in stored.items()}
-    weights = {}
-    for layer in LAYERS:
-        if layer not in net_data:
-            raise plumbing.UserError(f"{path} has no layer {layer}")
-        value = net_data[layer]
-        if (not isinstance(value, (list, tuple)) or len(value) != 2
-                or not all(isinstance(array, np.ndarray) for array in value)):
-            raise plumbing.UserError(f"{path}: layer {layer} is not a [weights, biases] pair")
-        weights[layer] = (np.asarray(value[0], np.float32), np.asarray(value[1], np.float32))
-    check_shapes(weights, path)
-    return weights
-
-
-def expected_shapes(weights):
-    """The shapes AlexNet's topology demands, given the widths the file chose."""
-    width = {layer: weights[layer][0].shape[-1] for layer in LAYERS}
-    return {
-        "conv1": (11, 11, 3, width["conv1"]),
-        "conv2": (5, 5, width["conv1"] // 2, width["conv2"]),
-        "conv3": (3, 3, width["conv2"], width["conv3"]),
-        "conv4": (3, 3, width["conv3"] // 2, width["conv4"]),
-        "conv5": (3, 3, width["conv4"] // 2, width["conv5"]),
-        "fc6": (6 * 6 * width["conv5"], width["fc6"]),
-        "fc7": (width["fc6"], width["fc7"]),
-        "fc8": (width["fc7"], width["fc8"]),
-    }
-
-
-def check_shapes(weights, path):
-    for layer, shape in expected_shapes(weights).items():
-        kernel, bias = weights[layer]
-        if kernel.shape != shape or bias.shape != (shape[-1],):
-            raise plumbing.UserError(f"{path}: layer {layer} has weights {kernel.shape} and "
-                                     f"biases {bias.shape}; AlexNet needs {shape} and "
-                                     f"({shape[-1]},)")
-
-
-# --------------------------------------------------------------------------------------------
-# Class names: caffe_classes.py, read without running it
-# --------------------------------------------------------------------------------------------
-
-def read_class_names(path):
-    """The class names from `caffe_classes.py` (parsed, never executed) or from a text file
-    with one name a line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeError) as error:
-        raise plumbing.UserError(f"cannot read {path} ({error})") from None
-    if path.suffix != ".py":
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    try:
-        module = ast.parse(text)
-    except SyntaxError:
-        raise plumbing.UserError(f"{path} is not Python; give a .txt file for plain names") \
-            from None
-    for statement in module.body:
-        if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
-                and getattr(statement.targets[0], "id", None) == "class_names"):
-            names = literal_names(statement.value)
-            if names is not None:
-                return names
-    raise plumbing.UserError(f"{path} has no plain `class_names = ...` list of strings "
-                             f"(it is read, never run)")
-
-
-def literal_names(node):
-    """A list/tuple of string constants, or `'''...'''.split(SEP)`; anything else is None."""
-    if isinstance(node, (ast.List, ast.Tuple)):
-        if all(isinstance(item, ast.Constant) and isinstance(item.value, str)
-               for item in node.elts):
-            return [item.value for item in node.elts]
-        return None
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "split" and isinstance(node.func.value, ast.Constant)
-            and isinstance(node.func.value.value, str) and len(node.args) <= 1
-            and not node.keywords
-            and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)):
-        return node.func.value.value.split(*(a.value for a in node.args))
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# The network
-# --------------------------------------------------------------------------------------------
 
 def conv(input, kernel, biases, s_h, s_w, padding="VALID", group=1):
     """From caffe-tensorflow: a convolution whose channels may be split into groups, as the
@@ -244,35 +123,12 @@ def make_params(shapes, trainable=()):
 
 def load_params(session, params, weights):
     for layer, (kernel, bias) in params.items():
-        plumbing.load_variable(session, kernel, weights[layer][0])
-        plumbing.load_variable(session, bias, weights[layer][1])
+        tf_setup.load_variable(session, kernel, weights[layer][0])
+        tf_setup.load_variable(session, bias, weights[layer][1])
 
 
 def shapes_of(weights):
     return {layer: (kernel.shape, bias.shape) for layer, (kernel, bias) in weights.items()}
-
-
-# --------------------------------------------------------------------------------------------
-# Images
-# --------------------------------------------------------------------------------------------
-
-def preprocess(path, size=IMAGE_SIZE):
-    """Any image as the network's input: RGB, shorter side resized to 227 and centre-cropped,
-    BGR order, the ImageNet mean pixel subtracted; float32 (227, 227, 3)."""
-    image = plumbing.centre_square(plumbing.open_rgb(path, at_least=size), size)
-    rgb = np.asarray(image, dtype=np.float32)
-    return rgb[:, :, ::-1] - IMAGENET_MEAN_BGR
-
-
-# --------------------------------------------------------------------------------------------
-# Main
-# --------------------------------------------------------------------------------------------
-
-def weights_and_classes(args):
-    """The weights and class names the user named, or the downloaded ones."""
-    weights = load_weights(args.weights or plumbing.fetch(ALEXNET_WEIGHTS, DATA_DIR))
-    class_names = read_class_names(args.classes or plumbing.fetch(CAFFE_CLASSES, DATA_DIR))
-    return weights, class_names
 
 
 def build_classifier(weights, with_cam=False):
@@ -285,22 +141,19 @@ def build_classifier(weights, with_cam=False):
         layers = alexnet(x, params)
         chosen = tf.placeholder_with_default(tf.argmax(layers["fc8"], 1, output_type=tf.int32),
                                              [None], name="chosen")
-        cam = plumbing.grad_cam(layers["conv5"], layers["fc8"], chosen) if with_cam else None
+        cam = gradcam.grad_cam(layers["conv5"], layers["fc8"], chosen) if with_cam else None
         initializer = tf.global_variables_initializer()
     graph.finalize()
     return SimpleNamespace(graph=graph, x=x, prob=layers["prob"], params=params,
                            initializer=initializer, chosen=chosen, cam=cam)
 
 
-def books_sample_images():
-    """laska.png and poodle.png, here (as the book ran) or in data/alexnet/. No checksum of
-    them is published, so they are not downloaded: data/README.md says where they come from."""
-    for folder in (Path("."), DATA_DIR):
-        found = [folder / name for name in SAMPLE_IMAGES if (folder / name).exists()]
-        if found:
-            return [str(path) for path in found]
-    raise plumbing.UserError(f"no images given, and the book's {' and '.join(SAMPLE_IMAGES)} are "
-                             f"neither here nor in {DATA_DIR} (get them from {ALEXNET_URL})")
+def preprocess(path, size=IMAGE_SIZE):
+    """Any image as the network's input: RGB, shorter side resized to 227 and centre-cropped,
+    BGR order, the ImageNet mean pixel subtracted; float32 (227, 227, 3)."""
+    image = image_io.centre_square(image_io.open_rgb(path, at_least=size), size)
+    rgb = np.asarray(image, dtype=np.float32)
+    return rgb[:, :, ::-1] - IMAGENET_MEAN_BGR
 
 
 def classify(args):
@@ -308,7 +161,7 @@ def classify(args):
         raise plumbing.UserError("--top must be at least 1")
     images = args.images or books_sample_images()
     cam_folder = plumbing.writable_folder(args.cam, "--cam") if args.cam else None
-    unreadable = plumbing.UnreadableImages(len(images))
+    unreadable = image_io.UnreadableImages(len(images))
     readable = list(unreadable.each(images, preprocess))
     if not readable:
         return unreadable.exit_code()
@@ -317,11 +170,11 @@ def classify(args):
     if len(class_names) != weights["fc8"][0].shape[1]:
         raise plumbing.UserError(f"{len(class_names)} class names for "
                                  f"{weights['fc8'][0].shape[1]} outputs of fc8")
-    cam_class = None if args.cam_class is None else plumbing.class_index(class_names,
+    cam_class = None if args.cam_class is None else gradcam.class_index(class_names,
                                                                           args.cam_class)
-    plumbing.configure_devices(args.cpu)
+    tf_setup.configure_devices(args.cpu)
     net = build_classifier(weights, with_cam=cam_folder is not None)
-    with plumbing.new_session(net.graph) as sess:
+    with tf_setup.new_session(net.graph) as sess:
         sess.run(net.initializer)
         load_params(sess, net.params, weights)
         t = time.time()
@@ -338,10 +191,6 @@ def classify(args):
     return unreadable.exit_code()
 
 
-# --------------------------------------------------------------------------------------------
-# Where the network looked (--cam)
-# --------------------------------------------------------------------------------------------
-
 def run_batches(sess, net, batch, cam_class=None):
     """Probabilities, and with the Grad-CAM graph the conv5 heatmaps, from the same runs."""
     outputs, cams = [], []
@@ -356,6 +205,21 @@ def run_batches(sess, net, batch, cam_class=None):
     return np.concatenate(outputs), np.concatenate(cams) if cams else None
 
 
+def books_sample_images():
+    """laska.png and poodle.png, here (as the book ran) or in data/alexnet/. No checksum of
+    them is published, so they are not downloaded: data/README.md says where they come from."""
+    for folder in (Path("."), DATA_DIR):
+        found = [folder / name for name in SAMPLE_IMAGES if (folder / name).exists()]
+        if found:
+            return [str(path) for path in found]
+    raise plumbing.UserError(f"no images given, and the book's {' and '.join(SAMPLE_IMAGES)} "
+                             f"are neither here nor in {DATA_DIR} (get them from {ALEXNET_URL})")
+
+
+# --------------------------------------------------------------------------------------------
+# Beyond the book: where the network looked (--cam)
+# --------------------------------------------------------------------------------------------
+
 def network_view(array):
     """The 227x227 RGB picture the network was given, from its preprocessed input."""
     return np.clip(array + IMAGENET_MEAN_BGR, 0, 255).astype(np.uint8)[:, :, ::-1]
@@ -366,9 +230,13 @@ def save_cams(folder, images, batch, output, cams, class_names, cam_class):
         shown = cam_class if cam_class is not None else int(np.argmax(output[index]))
         title = f"{class_names[shown][:40]} {output[index, shown]:.1%}"
         target = plumbing.numbered_if_taken(Path(folder) / f"{Path(path).stem}_cam.png")
-        plumbing.save_cam_figure(network_view(batch[index]), cams[index], title, target)
+        gradcam.save_cam_figure(network_view(batch[index]), cams[index], title, target)
         print(f"saved where the network looked for {class_names[shown][:40]!r} to {target}")
 
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
 
 def main(argv=None):
     parser = plumbing.argument_parser(
@@ -382,8 +250,8 @@ def main(argv=None):
     parser.add_argument("--classes", default=None,
                         help=f"caffe_classes.py or a text file of names (default: downloaded "
                              f"to {DATA_DIR})")
-    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
-    plumbing.add_cam_arguments(parser, "conv5, on the 227x227 input,")
+    tf_setup.add_device_option(parser)
+    gradcam.add_cam_arguments(parser, "conv5, on the 227x227 input,")
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: classify(args))
 

@@ -29,14 +29,19 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
+import downloads
+import gradcam
+import image_io
 import plumbing
+import tf_setup
 
-with plumbing.tensorflow_logging_quieted():
+with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
 
 DATA_URL = "https://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
-INCEPTION_TARBALL = plumbing.RemoteFile(
+INCEPTION_TARBALL = downloads.RemoteFile(
     "inception-2015-12-05.tgz",
     (DATA_URL, "https://storage.googleapis.com/download.tensorflow.org/models/image/imagenet/"
                "inception-2015-12-05.tgz", DATA_URL.replace("https:", "http:")),
@@ -46,9 +51,9 @@ LABEL_MAP_FILE = "imagenet_2012_challenge_label_map_proto.pbtxt"
 SYNSET_FILE = "imagenet_synset_to_human_label_map.txt"
 # No checksum of the tarball itself is published. The graph that is imported and run, and the
 # label map, are checked after extraction instead (data/README.md gives where these come from).
-PINNED_MEMBERS = (plumbing.RemoteFile(GRAPH_FILE, (), 95673916,
+PINNED_MEMBERS = (downloads.RemoteFile(GRAPH_FILE, (), 95673916,
                                       md5="e6bb154e85f5d4331c22abcddb5dcf31"),
-                  plumbing.RemoteFile(LABEL_MAP_FILE, (), 64986,
+                  downloads.RemoteFile(LABEL_MAP_FILE, (), 64986,
                                       md5="b323f3c2933eab773514466b24a0c43c"))
 DEPRECATED_OP = "BatchNormWithGlobalNormalization"
 LOGITS = "softmax/logits:0"
@@ -109,18 +114,18 @@ def maybe_download_and_extract(model_dir):
     model_dir = Path(model_dir)
     if all((model_dir / name).exists() for name in (GRAPH_FILE, LABEL_MAP_FILE, SYNSET_FILE)):
         return
-    tarball = plumbing.fetch(INCEPTION_TARBALL, model_dir)
+    tarball = downloads.fetch(INCEPTION_TARBALL, model_dir)
     # Extracted and checked in a folder of its own, then moved into place: a cut extraction
     # or a wrong tarball leaves nothing in model_dir that a later run would trust.
     with tempfile.TemporaryDirectory(prefix=".extracting-", dir=model_dir) as staging:
         staging = Path(staging)
-        plumbing.extract_archive(tarball, staging)
+        downloads.extract_archive(tarball, staging)
         for name in (GRAPH_FILE, LABEL_MAP_FILE, SYNSET_FILE):
             if not (staging / name).is_file():
                 raise plumbing.UserError(f"{tarball} has no {name}; it is not the Inception "
                                          f"tarball (delete it and run again)")
         for member in PINNED_MEMBERS:
-            problem = plumbing.verification_problem(staging / member.name, member)
+            problem = downloads.verification_problem(staging / member.name, member)
             if problem:
                 raise plumbing.UserError(f"{tarball} holds a {member.name} of {problem}; it "
                                          f"is not the 2015 graph (delete it and run again)")
@@ -136,14 +141,14 @@ def create_graph(graph_path):
         graph_def.ParseFromString(Path(graph_path).read_bytes())
     except OSError as error:
         raise plumbing.UserError(f"cannot read {graph_path}: {error.strerror}") from None
-    except Exception:  # protobuf's DecodeError, whose module differs between versions
+    except DecodeError:
         raise plumbing.UserError(f"{graph_path} is not a TensorFlow GraphDef") from None
     if any(node.op == DEPRECATED_OP for node in graph_def.node):
         print(f"note: this 2015 graph uses {DEPRECATED_OP}, which TensorFlow deprecated in "
               f"GraphDef version 9; the graph is version {graph_def.versions.producer}, so "
               f"TensorFlow 2 still runs it (its warning is not repeated here)", file=sys.stderr)
     graph = tf.Graph()
-    with graph.as_default(), plumbing.native_stderr_silenced():
+    with graph.as_default(), tf_setup.native_stderr_silenced():
         try:
             tf.import_graph_def(graph_def, name="")
         except (ValueError, tf.errors.OpError) as error:
@@ -165,12 +170,12 @@ def create_graph(graph_path):
 def jpeg_bytes(path):
     """The image file as JPEG bytes that DecodeJpeg reads upright: the file itself when it
     already is a plain RGB or grayscale JPEG, otherwise an RGB JPEG made from it."""
-    with plumbing.open_image(path) as image:
+    with image_io.open_image(path) as image:
         plain = image.format == "JPEG" and image.mode in ("RGB", "L")
         if plain and image.getexif().get(0x0112, 1) in (0, 1):  # a JPEG's EXIF is in its header
             return Path(path).read_bytes()
     buffer = io.BytesIO()
-    plumbing.open_rgb(path).save(buffer, format="JPEG", quality=95)
+    image_io.open_rgb(path).save(buffer, format="JPEG", quality=95)
     return buffer.getvalue()
 
 
@@ -201,16 +206,16 @@ def add_grad_cam(graph):
         maps = graph.get_tensor_by_name("pool_3:0").op.inputs[0]  # mixed_10/join, 8x8x2048
         chosen = tf.placeholder_with_default(tf.argmax(logits, 1, output_type=tf.int32),
                                              [None], name="cam_class")
-        return plumbing.grad_cam(maps, logits, chosen), chosen
+        return gradcam.grad_cam(maps, logits, chosen), chosen
 
 
 def save_cam(folder, path, cam, predictions, node_lookup, shown):
     """The heatmap over the whole picture: the graph resizes all of it to 299x299, uncropped."""
-    rgb = plumbing.open_rgb(path)
+    rgb = image_io.open_rgb(path)
     rgb.thumbnail((800, 800))
     name = node_lookup.id_to_string(shown).split(",")[0]
     target = plumbing.numbered_if_taken(Path(folder) / f"{Path(path).stem}_cam.png")
-    plumbing.save_cam_figure(np.asarray(rgb), cam, f"{name} {predictions[shown]:.1%}", target)
+    gradcam.save_cam_figure(np.asarray(rgb), cam, f"{name} {predictions[shown]:.1%}", target)
     print(f"saved where the network looked for {name!r} to {target}")
 
 
@@ -237,22 +242,22 @@ def classify(args):
     maybe_download_and_extract(model_dir)
     images = args.image_file or [str(model_dir / "cropped_panda.jpg")]
     node_lookup = NodeLookup(model_dir / LABEL_MAP_FILE, model_dir / SYNSET_FILE)
-    plumbing.configure_devices(args.cpu)
+    tf_setup.configure_devices(args.cpu)
     graph = create_graph(model_dir / GRAPH_FILE)
     if args.bottleneck:
         Path(args.bottleneck).mkdir(parents=True, exist_ok=True)
     cam = None
     if args.cam:
         names = [node_lookup.id_to_string(i) for i in range(SOFTMAX_WIDTH)]
-        cam_class = None if args.cam_class is None else plumbing.class_index(names,
+        cam_class = None if args.cam_class is None else gradcam.class_index(names,
                                                                               args.cam_class)
         cam = (*add_grad_cam(graph), cam_class)
-    unreadable = plumbing.UnreadableImages(len(images))
-    with plumbing.new_session(graph) as sess:
+    unreadable = image_io.UnreadableImages(len(images))
+    with tf_setup.new_session(graph) as sess:
         for image, data in unreadable.each(images, jpeg_bytes):
             try:
                 # DecodeJpeg also logs its complaint natively; the line below says it once
-                with plumbing.native_stderr_silenced():
+                with tf_setup.native_stderr_silenced():
                     predictions, features, heatmap = run_inference_on_image(sess, data, cam)
             except tf.errors.InvalidArgumentError as error:
                 unreadable.report(f"{image} is damaged or truncated ({decode_error(error)})")
@@ -273,7 +278,8 @@ def classify(args):
 
 
 def main(argv=None):
-    parser = plumbing.argument_parser("Classify images with the 2015 Inception-v3 frozen graph.")
+    parser = plumbing.argument_parser(
+        "Classify images with the 2015 Inception-v3 frozen graph.")
     parser.add_argument("--model_dir", "--model-dir", default="data/inception",
                         help="where classify_image_graph_def.pb and the label files are, or "
                              "where the tarball is downloaded and extracted")
@@ -284,8 +290,8 @@ def main(argv=None):
                         help="display this many predictions")
     parser.add_argument("--bottleneck", metavar="DIR", default=None,
                         help="also save each image's 2048 pool_3 features as DIR/NAME.npy")
-    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
-    plumbing.add_cam_arguments(parser, "the last 8x8 mixed layer")
+    tf_setup.add_device_option(parser)
+    gradcam.add_cam_arguments(parser, "the last 8x8 mixed layer")
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: classify(args))
 

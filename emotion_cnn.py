@@ -8,7 +8,8 @@
         --data-dir data/fer2013 --logs-dir logs/emotion_vgg
 
 The network, variable names (`W_conv1`, `b_conv1`, ...), the `input` and `output` tensors, the
-L2 regularisation, Adam and the printed lines are the book's. What changed, and why:
+L2 regularisation, Adam and the printed lines are the book's; the file follows the section:
+model, graph, training loop, test. What changed, and why:
   * `tf.flags` and `tf.app` are gone from TensorFlow 2: argparse, with the book's `--data_dir`
     and `--logs_dir` spellings kept as aliases.
   * The book baked dropout (keep 0.5) into the graph, so its saved model answered differently on
@@ -17,10 +18,9 @@ L2 regularisation, Adam and the printed lines are the book's. What changed, and 
   * The validation loss is the cross-entropy alone (the book added the L2 term to it), and the
     validation accuracy is printed beside it.
   * Batches wrap around the whole training set (the book's offsets skipped its last images).
-Beyond the book, each off by default so the book's run stays the book's: `--model vgg` (65.7% on
-FER2013 PublicTest after 40 minutes on 2 CPU cores, the book's network 51.5%; README), `--augment`
-(flips, shifts and zooms in the graph), `--schedule cosine` and `--patience` (early stopping,
-best checkpoint kept).
+Beyond the book, each off by default so the book's run stays the book's: `--model vgg` (a deeper
+network with batch norm; README: how it scores), `--augment` (flips, shifts and zooms in the
+graph), `--schedule cosine` and `--patience` (early stopping, best checkpoint kept).
 """
 
 import json
@@ -30,10 +30,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
+import checkpoints
 import EmotionUtils
 import plumbing
+import tf_setup
+from checkpoints import CheckpointFolder
 
-with plumbing.tensorflow_logging_quieted():
+with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
 
 BATCH_SIZE = 128
@@ -45,10 +48,9 @@ IMAGE_SIZE = EmotionUtils.IMAGE_SIZE
 NUM_LABELS = EmotionUtils.NUM_LABELS
 EVALUATION_BATCH = 512
 EVALUATE_EVERY = 100
-BEST = "best"  # the folder in LOGS_DIR where --patience keeps the best checkpoint
 
 # --------------------------------------------------------------------------------------------
-# Model: the book's network
+# The book's model and graph
 # --------------------------------------------------------------------------------------------
 
 
@@ -108,60 +110,61 @@ def book_variables():
     return weights, biases
 
 
-def build_graph(seed=None, model="book", schedule="constant", iterations=MAX_ITERATIONS):
-    """The chosen network in a graph of its own, with the tensors the scripts use. The defaults
-    build the book's graph; the extras (augmentation, BN's `training` switch) only add ops that
-    stay idle unless fed."""
+def graph_inputs():
+    """The book's placeholders and global step (dropout's keep_prob defaults to 1.0)."""
+    return SimpleNamespace(
+        # Named as the book's unnamed global step, so the book's own .meta can restore from
+        # checkpoints written here.
+        global_step=tf.Variable(0, trainable=False, name="Variable"),
+        keep_prob=tf.placeholder_with_default(1.0, shape=[], name="keep_prob"),
+        input_dataset=tf.placeholder(tf.float32, [None, IMAGE_SIZE, IMAGE_SIZE, 1],
+                                     name="input"),
+        input_labels=tf.placeholder(tf.float32, [None, NUM_LABELS], name="labels"))
+
+
+def loss(net, pred, regularization=REGULARIZATION):
+    """The book's output and losses on the logits `pred`, added to `net`."""
+    net.output_pred = tf.nn.softmax(pred, name="output")
+    net.cross_entropy_loss = tf.reduce_mean(
+        tf.nn.softmax_cross_entropy_with_logits_v2(logits=pred, labels=net.input_labels))
+    tf.summary.scalar("Entropy", net.cross_entropy_loss)
+    reg_losses = tf.add_n(tf.get_collection("losses"))
+    tf.summary.scalar("Reg_loss", reg_losses)
+    net.loss_val = net.cross_entropy_loss + regularization * reg_losses
+    net.predictions = tf.argmax(pred, 1, name="predictions")
+
+
+def finished(graph, net, model):
+    """The summaries, saver and initializer of a built graph, which is then finalized."""
+    with graph.as_default():
+        net.summary_op = tf.summary.merge_all()
+        net.saver = tf.train.Saver()
+        net.initializer = tf.global_variables_initializer()
+        net.variables = graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES)
+    graph.finalize()
+    net.graph, net.model = graph, model
+    return net
+
+
+def build_graph(seed=None):
+    """The book's graph, in a graph of its own. "Beyond the book" composes its extras around
+    the same pieces in build_training_graph."""
     graph = tf.Graph()
     with graph.as_default():
         if seed is not None:
             tf.set_random_seed(seed)
-        # Named as the book's unnamed global step, so the book's own .meta can restore from
-        # checkpoints written here.
-        global_step = tf.Variable(0, trainable=False, name="Variable")
-        keep_prob = tf.placeholder_with_default(1.0, shape=[], name="keep_prob")
-        input_dataset = tf.placeholder(tf.float32, [None, IMAGE_SIZE, IMAGE_SIZE, 1],
-                                       name="input")
-        input_labels = tf.placeholder(tf.float32, [None, NUM_LABELS], name="labels")
-        extras = training_switches()
-        faces = tf.cond(extras.augment, lambda: augmented(input_dataset, extras.augment_seed),
-                        lambda: input_dataset, name="faces")
-        if model == "book":
-            weights, biases = book_variables()
-            pred = emotion_cnn(faces, weights, biases, keep_prob)
-        else:
-            pred = vgg_cnn(faces, keep_prob, extras.training)
-        output_pred = tf.nn.softmax(pred, name="output")
-        cross_entropy_loss = tf.reduce_mean(
-            tf.nn.softmax_cross_entropy_with_logits_v2(logits=pred, labels=input_labels))
-        tf.summary.scalar("Entropy", cross_entropy_loss)
-        reg_losses = tf.add_n(tf.get_collection("losses"))
-        tf.summary.scalar("Reg_loss", reg_losses)
-        loss_val = cross_entropy_loss + MODELS[model].regularization * reg_losses
-        learning_rate = learning_rate_at(global_step, schedule, iterations)
-        with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
-            train_op = tf.train.AdamOptimizer(learning_rate).minimize(loss_val, global_step)
-        predictions = tf.argmax(pred, 1, name="predictions")
-        summary_op = tf.summary.merge_all()
-        saver = tf.train.Saver()
-        best_saver = tf.train.Saver(max_to_keep=1)
-        initializer = tf.global_variables_initializer()
-    graph.finalize()
-    return SimpleNamespace(
-        graph=graph, input_dataset=input_dataset, input_labels=input_labels,
-        keep_prob=keep_prob, output_pred=output_pred, loss_val=loss_val,
-        cross_entropy_loss=cross_entropy_loss, train_op=train_op, predictions=predictions,
-        global_step=global_step, summary_op=summary_op, saver=saver, best_saver=best_saver,
-        initializer=initializer, faces=faces, learning_rate=learning_rate, model=model,
-        variables=graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES), **vars(extras))
-
-
-def count_parameters(net):
-    return sum(int(np.prod(v.get_shape().as_list())) for v in net.variables)
+        net = graph_inputs()
+        weights, biases = book_variables()
+        pred = emotion_cnn(net.input_dataset, weights, biases, net.keep_prob)
+        loss(net, pred)
+        net.learning_rate = tf.constant(LEARNING_RATE)
+        net.train_op = tf.train.AdamOptimizer(net.learning_rate).minimize(net.loss_val,
+                                                                          net.global_step)
+    return finished(graph, net, "book")
 
 
 # --------------------------------------------------------------------------------------------
-# Training and evaluation
+# The book's training loop and test
 # --------------------------------------------------------------------------------------------
 
 def get_next_batch(images, labels, step, batch_size=BATCH_SIZE):
@@ -196,49 +199,21 @@ def confusion_matrix(predictions, labels):
     return matrix
 
 
-def restore_latest(session, net, logs_dir):
-    """Restore the newest checkpoint in `logs_dir`; returns its path, or None if there is none."""
-    latest = tf.train.latest_checkpoint(str(logs_dir))
-    if latest is None:
-        return None
-    try:
-        net.saver.restore(session, latest)
-    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
-        other = model_of_checkpoint(latest)
-        if other and other != net.model:
-            raise plumbing.UserError(f"{latest} is a checkpoint of the {other!r} network, not "
-                                     f"{net.model!r}: add --model {other}, or choose another "
-                                     f"--logs-dir") from None
-        raise plumbing.UserError(f"{latest} is not a checkpoint of this network (or is missing "
-                                 f"its .data file); choose another --logs-dir") from None
-    return latest
-
-
-def save_checkpoint(session, net, logs_dir, step):
-    net.saver.save(session, str(Path(logs_dir) / "model.ckpt"), global_step=step)
-
-
-def training_feed(net, args, batch_image, batch_label, step):
-    return {net.input_dataset: batch_image, net.input_labels: batch_label,
-            net.keep_prob: KEEP_PROB, net.training: True,
-            net.augment: args.augment, net.augment_seed: [args.augment_seed, step]}
-
-
 def train(args, data):
     # A dry run neither resumes nor writes: no checkpoint, no TensorBoard file, no folder.
     logs_dir = None if args.dry_run else Path(args.logs_dir)
     iterations = min(args.iterations, 3) if args.dry_run else args.iterations
-    net = build_graph(args.seed, args.model, args.schedule, iterations)
-    print(f"emotion CNN ({args.model} network): {count_parameters(net):,} parameters; "
-          f"training on {args.device}")
+    net = graph_for(args, iterations)
+    print(f"emotion CNN ({args.model} network): {tf_setup.count_weights(net.variables):,} "
+          f"parameters; training on {args.device}")
+    saved = CheckpointFolder(logs_dir, net.saver, "--logs-dir", identify=other_network(net))
     summary_writer = None
     if logs_dir:
         logs_dir.mkdir(parents=True, exist_ok=True)
         with net.graph.as_default():  # FileWriter refuses to start in eager mode
             summary_writer = tf.summary.FileWriter(str(logs_dir), net.graph)
-    with plumbing.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
-        sess.run(net.initializer)
-        if logs_dir and restore_latest(sess, net, logs_dir):
+    with tf_setup.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
+        if saved.restore_or_initialize(sess, lambda s: s.run(net.initializer)):
             print("Model Restored!")
         first = int(sess.run(net.global_step))
         stopper = EarlyStopping(net, logs_dir, args.patience) if args.patience else None
@@ -268,8 +243,7 @@ def train(args, data):
                     print("%s Validation Loss: %f  Validation Accuracy: %.4f" % (
                         datetime.now(), valid_loss, accuracy(predicted, data.valid_labels)),
                         flush=True)
-                    if logs_dir:
-                        save_checkpoint(sess, net, logs_dir, step)
+                    saved.save(sess, step, settings_of(args))
                     if stopper and stopper.update(sess, valid_loss, step):
                         print(stopper.verdict())
                         break
@@ -278,7 +252,7 @@ def train(args, data):
                 summary_writer.close()
         if ctrl_c.pressed and steps_done < iterations:
             if logs_dir:
-                save_checkpoint(sess, net, logs_dir, steps_done - 1)
+                saved.save(sess, steps_done - 1, settings_of(args))
                 print(f"interrupted: saved a checkpoint after {steps_done} iterations in "
                       f"{logs_dir}; run the same command to resume")
             return 130
@@ -289,27 +263,12 @@ def train(args, data):
     return 0
 
 
-def plot_confusion(matrix, path):
-    plt = plumbing.pyplot()
-    names = [EmotionUtils.emotion[i] for i in range(NUM_LABELS)]
-    figure, axes = plt.subplots(figsize=(6.5, 5.5))
-    image = axes.imshow(matrix, cmap="Blues")
-    axes.set(xticks=range(NUM_LABELS), yticks=range(NUM_LABELS), xticklabels=names,
-             yticklabels=names, xlabel="predicted", ylabel="true",
-             title=f"Emotion CNN on the test set ({matrix.trace()}/{matrix.sum()} right)")
-    plt.setp(axes.get_xticklabels(), rotation=45, ha="right")
-    for (row, column), count in np.ndenumerate(matrix):
-        axes.text(column, row, count, ha="center", va="center",
-                  color="white" if count > matrix.max() / 2 else "black")
-    figure.colorbar(image)
-    figure.tight_layout()
-    plumbing.save_figure(figure, path)
-
-
 def test(args, data):
-    net = build_graph(model=args.model)
-    with plumbing.new_session(net.graph) as sess:
-        checkpoint = restore_latest(sess, net, checkpoint_folder(args.logs_dir))
+    net = graph_for(args)
+    folder = checkpoints.preferred_folder(args.logs_dir)
+    with tf_setup.new_session(net.graph) as sess:
+        checkpoint = CheckpointFolder(folder, net.saver, "--logs-dir",
+                                      identify=other_network(net)).restore(sess)
         if checkpoint is None:
             raise plumbing.UserError(f"no checkpoint in {args.logs_dir}: train first "
                                      f"(python emotion_cnn.py --logs-dir {args.logs_dir})")
@@ -340,6 +299,22 @@ def print_confusion(matrix):
         print(f"{name:>9}" + "".join(f"{count:>9}" for count in row))
 
 
+def plot_confusion(matrix, path):
+    plt = plumbing.pyplot()
+    names = [EmotionUtils.emotion[i] for i in range(NUM_LABELS)]
+    figure, axes = plt.subplots(figsize=(6.5, 5.5))
+    image = axes.imshow(matrix, cmap="Blues")
+    axes.set(xticks=range(NUM_LABELS), yticks=range(NUM_LABELS), xticklabels=names,
+             yticklabels=names, xlabel="predicted", ylabel="true",
+             title=f"Emotion CNN on the test set ({matrix.trace()}/{matrix.sum()} right)")
+    plt.setp(axes.get_xticklabels(), rotation=45, ha="right")
+    for (row, column), count in np.ndenumerate(matrix):
+        axes.text(column, row, count, ha="center", va="center",
+                  color="white" if count > matrix.max() / 2 else "black")
+    figure.colorbar(image)
+    figure.tight_layout()
+    plumbing.save_figure(figure, path)
+
 
 # --------------------------------------------------------------------------------------------
 # Beyond the book: a stronger network and training aids (each one flag away)
@@ -354,6 +329,63 @@ VGG_CHANNELS = (32, 64, 128, 256)  # per stage; 48 -> 24 -> 12 -> 6 -> 3 pixels
 BATCH_NORM_DECAY = 0.99
 MAX_SHIFT = 4    # pixels a face may move each way when augmented
 MAX_ZOOM = 0.1   # and the fraction it may grow or shrink
+
+
+
+
+def graph_for(args, iterations=MAX_ITERATIONS):
+    """The book's graph for the book's settings; otherwise the book's pieces with the extras
+    asked for. Both hold the same variables for the book's network, so each resumes the
+    other's checkpoints."""
+    if args.model == "book" and not getattr(args, "augment", False) \
+            and getattr(args, "schedule", "constant") == "constant":
+        return build_graph(args.seed)
+    return build_training_graph(args.seed, args.model, args.schedule, iterations)
+
+
+def build_training_graph(seed=None, model="book", schedule="constant",
+                         iterations=MAX_ITERATIONS):
+    """The book's graph with the extras composed around it: the faces the network sees may be
+    augmented, the network may be vgg_cnn, the learning rate may follow a schedule, and the
+    training step also updates batch norm's averages. The switches only training feeds
+    default to off, so `input:0` alone still gives the deterministic network."""
+    graph = tf.Graph()
+    with graph.as_default():
+        if seed is not None:
+            tf.set_random_seed(seed)
+        net = graph_inputs()
+        switches = training_switches()
+        faces = tf.cond(switches.augment,
+                        lambda: augmented(net.input_dataset, switches.augment_seed),
+                        lambda: net.input_dataset, name="faces")
+        if model == "book":
+            weights, biases = book_variables()
+            pred = emotion_cnn(faces, weights, biases, net.keep_prob)
+        else:
+            pred = vgg_cnn(faces, net.keep_prob, switches.training)
+        loss(net, pred, MODELS[model].regularization)
+        net.learning_rate = learning_rate_at(net.global_step, schedule, iterations)
+        with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+            net.train_op = tf.train.AdamOptimizer(net.learning_rate).minimize(
+                net.loss_val, net.global_step)
+        net.faces = faces
+        vars(net).update(vars(switches))
+    return finished(graph, net, model)
+
+
+def training_feed(net, args, batch_image, batch_label, step):
+    feed = {net.input_dataset: batch_image, net.input_labels: batch_label,
+            net.keep_prob: KEEP_PROB}
+    if getattr(net, "training", None) is not None:  # a graph with the extras' switches
+        feed.update({net.training: True, net.augment: args.augment,
+                     net.augment_seed: [args.augment_seed, step]})
+    return feed
+
+
+def settings_of(args):
+    """What a run's checkpoints depend on, recorded with them."""
+    return {"model": args.model, "batch_size": args.batch_size, "augment": args.augment,
+            "schedule": args.schedule, "seed": args.seed}
 
 
 def training_switches():
@@ -460,7 +492,8 @@ class EarlyStopping:
 
     def __init__(self, net, logs_dir, patience):
         self.net, self.patience = net, patience
-        self.folder = logs_dir / BEST if logs_dir else None
+        self.folder = logs_dir / checkpoints.BEST if logs_dir else None
+        self.saved = CheckpointFolder(self.folder, keeping_one(net.saver), "--logs-dir")
         self.best_loss, self.best_step, self.since_best = float("inf"), None, 0
         if self.folder and (self.folder / "validation.json").exists():
             record = json.loads((self.folder / "validation.json").read_text())
@@ -474,9 +507,7 @@ class EarlyStopping:
         """Record one validation; True when training should stop."""
         if loss < self.best_loss:
             self.best_loss, self.best_step, self.since_best = loss, step, 0
-            if self.folder:
-                self.net.best_saver.save(session, str(self.folder / "model.ckpt"),
-                                         global_step=step)
+            self.saved.save(session, step)
         else:
             self.since_best += 1
         if self.folder:
@@ -492,19 +523,24 @@ class EarlyStopping:
                 f"{self.best_loss:.6f} at step {self.best_step}{kept}")
 
 
-def checkpoint_folder(logs_dir):
-    """LOGS_DIR/best when early stopping kept a best checkpoint there, else LOGS_DIR."""
-    best = Path(logs_dir) / BEST
-    return best if (best / "checkpoint").exists() else Path(logs_dir)
+def keeping_one(saver):
+    """A saver that keeps only its newest checkpoint, sharing `saver`'s save and restore ops:
+    a finalized graph can take no new ones, and the book's graph needs none."""
+    saver_def = tf.train.SaverDef()
+    saver_def.CopyFrom(saver.as_saver_def())
+    saver_def.max_to_keep = 1
+    return tf.train.Saver(saver_def=saver_def)
 
 
-def model_of_checkpoint(checkpoint):
-    """The name of the network whose variables `checkpoint` holds, or None."""
-    try:
-        names = {name for name, _ in tf.train.list_variables(checkpoint)}
-    except (tf.errors.OpError, ValueError):
+def other_network(net):
+    """For CheckpointFolder: the sentence for a checkpoint of the other --model."""
+    def identify(checkpoint, names):
+        other = next((name for name, model in MODELS.items() if model.marker in names), None)
+        if other and other != net.model:
+            return (f"{checkpoint} is a checkpoint of the {other!r} network, not "
+                    f"{net.model!r}: add --model {other}, or choose another --logs-dir")
         return None
-    return next((name for name, model in MODELS.items() if model.marker in names), None)
+    return identify
 
 
 def precision_and_recall(matrix):
@@ -545,7 +581,7 @@ def build_parser():
                              "Default: random (the validation split always uses seed 0)")
     parser.add_argument("--dry-run", action="store_true",
                         help="train 3 iterations to check the set-up; nothing is saved")
-    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    tf_setup.add_device_option(parser)
     beyond = parser.add_argument_group("beyond the book")
     beyond.add_argument("--model", choices=sorted(MODELS), default="book",
                         help="the book's network, or vgg: deeper, with batch norm (see the "
@@ -569,9 +605,9 @@ def run(args):
                                  "1, --patience at least 0")
     # the augmentation's seed follows --seed, so a seeded run (and its resumption) repeats
     args.augment_seed = args.seed if args.seed is not None else int(np.random.randint(2**31))
-    args.device = plumbing.configure_devices(args.cpu)
+    args.device = tf_setup.configure_devices(args.cpu)
     if args.seed is not None:
-        plumbing.make_deterministic(args.seed)
+        tf_setup.make_deterministic(args.seed)
     data = EmotionUtils.read_data(args.data_dir)
     print("Train size: %s" % data.train_images.shape[0])
     print("Validation size: %s" % data.valid_images.shape[0])

@@ -21,11 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-import emotion_cnn
 import EmotionUtils
+import gradcam
+import image_io
 import plumbing
+import tf_setup
+from checkpoints import CheckpointFolder, preferred_folder
 
-with plumbing.tensorflow_logging_quieted():
+with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
 
 IMAGE_SIZE = EmotionUtils.IMAGE_SIZE
@@ -39,7 +42,7 @@ BATCH = 100
 
 def read_gray(path):
     """Any photo as float grayscale 0..255, upright, with the book's luminance weights."""
-    return np.asarray(plumbing.open_rgb(path), dtype=np.float64) @ LUMINANCE
+    return np.asarray(image_io.open_rgb(path), dtype=np.float64) @ LUMINANCE
 
 
 def find_face(gray):
@@ -85,11 +88,9 @@ def face_input(gray):
 def latest_checkpoint(logs_dir):
     """The newest checkpoint prefix in `logs_dir` (in its best/ folder when early stopping kept
     one there), also when its `checkpoint` file names paths from another machine."""
-    logs_dir = emotion_cnn.checkpoint_folder(logs_dir)
-    latest = tf.train.latest_checkpoint(str(logs_dir))
-    if latest and not Path(latest + ".index").exists():
-        latest = str(logs_dir / Path(latest).name)
-    if latest is None or not Path(latest + ".index").exists():
+    logs_dir = preferred_folder(logs_dir)
+    latest = CheckpointFolder(logs_dir, None, "--logs-dir").newest()
+    if latest is None:
         raise plumbing.UserError(f"no checkpoint in {logs_dir}: train one with "
                                  f"python emotion_cnn.py --logs-dir {logs_dir}")
     if not Path(latest + ".meta").exists():
@@ -112,33 +113,6 @@ def probabilities(session, x, y_conv, image):
     return session.run(y_conv, feed_dict={x: image})[0]
 
 
-def last_feature_maps(y_conv):
-    """The last 4-D maps before the dense layers: the input of the Reshape that flattens them
-    (h_pool2, 12x12x64, in emotion_cnn.py's graph and in the book's)."""
-    waiting, seen = [y_conv.op], set()
-    while waiting:
-        op = waiting.pop(0)
-        if op.type == "Reshape" and op.inputs[0].shape.ndims == 4:
-            return op.inputs[0]
-        seen.add(op.name)
-        waiting += [tensor.op for tensor in op.inputs if tensor.op.name not in seen]
-    raise plumbing.UserError("this model has no 4-D feature maps to look inside")
-
-
-def add_grad_cam(y_conv):
-    """Grad-CAM of the top emotion on the last feature maps, for the restored graph."""
-    logits = y_conv.op.inputs[0] if y_conv.op.type == "Softmax" else y_conv
-    with y_conv.graph.as_default():
-        chosen = tf.argmax(logits, 1, output_type=tf.int32)
-        return plumbing.grad_cam(last_feature_maps(y_conv), logits, chosen)
-
-
-def probabilities_and_cam(session, x, y_conv, heatmap, image):
-    """The probabilities and where the net looked for the top one, from one run."""
-    scores, cam = session.run([y_conv, heatmap], feed_dict={x: image})
-    return scores[0], cam[0]
-
-
 def count_predictions(session, x, y_conv, image, evaluations):
     """The book's tally: the winning label of each of `evaluations` random passes."""
     tResult = EmotionUtils.testResult()
@@ -149,35 +123,17 @@ def count_predictions(session, x, y_conv, image, evaluations):
     return tResult
 
 
-def save_figure(face, fractions, title, path, cam, looked_for):
-    plt = plumbing.pyplot()
-    names = [EmotionUtils.emotion[i] for i in range(len(fractions))]
-    figure, (face_axes, cam_axes, bar_axes) = plt.subplots(
-        1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 1.25, 1.6]})
-    pixels = face.reshape(IMAGE_SIZE, IMAGE_SIZE)
-    face_axes.imshow(pixels, cmap="gray", vmin=0, vmax=1)
-    face_axes.set_title("network input (48x48)")
-    face_axes.axis("off")
-    plumbing.draw_cam(cam_axes, (pixels * 255).astype(np.uint8), cam,
-                      f"where it looked for {looked_for}")
-    bars = bar_axes.barh(names[::-1], [f * 100 for f in fractions][::-1], color="tab:blue")
-    bars[len(names) - 1 - int(np.argmax(fractions))].set_color("tab:orange")
-    bar_axes.set(xlim=(0, 100), xlabel="%", title=title)
-    figure.tight_layout()
-    plumbing.save_figure(figure, path)
-
-
 def run(args):
     if args.evaluations is not None and args.evaluations < 1:
         raise plumbing.UserError("--evaluations must be at least 1")
     gray = read_gray(args.photo)
     image, crop = face_input(gray)
     checkpoint = latest_checkpoint(args.logs_dir)
-    plumbing.configure_devices(args.cpu)
+    tf_setup.configure_devices(args.cpu)
     print(f"photo: {args.photo} ({gray.shape[1]}x{gray.shape[0]}); face: {crop}")
     print(f"model: {checkpoint}")
     graph = tf.Graph()
-    with graph.as_default(), plumbing.new_session(graph) as sess:
+    with graph.as_default(), tf_setup.new_session(graph) as sess:
         x, y_conv = restore(sess, checkpoint)
         first, cam = probabilities_and_cam(sess, x, y_conv, add_grad_cam(y_conv), image)
         random_graph = not np.allclose(first, probabilities(sess, x, y_conv, image))
@@ -199,6 +155,59 @@ def run(args):
     return 0
 
 
+# --------------------------------------------------------------------------------------------
+# Beyond the book: where on the face the network looked, and the figure
+# --------------------------------------------------------------------------------------------
+
+def last_feature_maps(y_conv):
+    """The last 4-D maps before the dense layers: the input of the Reshape that flattens them
+    (h_pool2, 12x12x64, in emotion_cnn.py's graph and in the book's)."""
+    waiting, seen = [y_conv.op], set()
+    while waiting:
+        op = waiting.pop(0)
+        if op.type == "Reshape" and op.inputs[0].shape.ndims == 4:
+            return op.inputs[0]
+        seen.add(op.name)
+        waiting += [tensor.op for tensor in op.inputs if tensor.op.name not in seen]
+    raise plumbing.UserError("this model has no 4-D feature maps to look inside")
+
+
+def add_grad_cam(y_conv):
+    """Grad-CAM of the top emotion on the last feature maps, for the restored graph."""
+    logits = y_conv.op.inputs[0] if y_conv.op.type == "Softmax" else y_conv
+    with y_conv.graph.as_default():
+        chosen = tf.argmax(logits, 1, output_type=tf.int32)
+        return gradcam.grad_cam(last_feature_maps(y_conv), logits, chosen)
+
+
+def probabilities_and_cam(session, x, y_conv, heatmap, image):
+    """The probabilities and where the net looked for the top one, from one run."""
+    scores, cam = session.run([y_conv, heatmap], feed_dict={x: image})
+    return scores[0], cam[0]
+
+
+def save_figure(face, fractions, title, path, cam, looked_for):
+    plt = plumbing.pyplot()
+    names = [EmotionUtils.emotion[i] for i in range(len(fractions))]
+    figure, (face_axes, cam_axes, bar_axes) = plt.subplots(
+        1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 1.25, 1.6]})
+    pixels = face.reshape(IMAGE_SIZE, IMAGE_SIZE)
+    face_axes.imshow(pixels, cmap="gray", vmin=0, vmax=1)
+    face_axes.set_title("network input (48x48)")
+    face_axes.axis("off")
+    gradcam.draw_cam(cam_axes, (pixels * 255).astype(np.uint8), cam,
+                      f"where it looked for {looked_for}")
+    bars = bar_axes.barh(names[::-1], [f * 100 for f in fractions][::-1], color="tab:blue")
+    bars[len(names) - 1 - int(np.argmax(fractions))].set_color("tab:orange")
+    bar_axes.set(xlim=(0, 100), xlabel="%", title=title)
+    figure.tight_layout()
+    plumbing.save_figure(figure, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+
 def main(argv=None):
     parser = plumbing.argument_parser(
         "Read the emotion on a photo with the emotion CNN's newest checkpoint.")
@@ -211,7 +220,7 @@ def main(argv=None):
     parser.add_argument("--figure", default=None,
                         help="PNG of the input beside the probabilities "
                              "(default: PHOTO_emotions.png, numbered if it exists)")
-    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    tf_setup.add_device_option(parser)
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: run(args))
 

@@ -1,170 +1,43 @@
 """LeNet-5-style CNN on MNIST: the first section of the CNN chapter.
 
-    python lenet_mnist.py               # the book's run: 100 epochs (about 25 s each on a 2-core CPU)
-    python lenet_mnist.py --epochs 3    # about 98% test accuracy in under two minutes
+    python lenet_mnist.py               # the book's run: 100 epochs (README: how long it takes)
+    python lenet_mnist.py --epochs 3    # a short run
 
 The network, the placeholder names and the per-epoch line `epoch accuracy-on-256-test-images` are
-the book's. What changed, and why:
-  * TensorFlow 2.x through `tf.compat.v1` graphs and sessions.
-  * `tensorflow.examples.tutorials.mnist.input_data` is gone from TensorFlow 2, so the four IDX
-    files are downloaded (checksummed) and read here, split 55,000 / 5,000 / 10,000 as it did.
-  * TensorFlow 2's `tf.nn.dropout` takes the *rate to drop*; the book passed the keep probability
-    positionally. The keep probabilities stay, converted, and default to 1.0 so that evaluation
-    never drops anything.
+the book's; the file follows the section: data, weights, model, cost and optimiser, the loop.
+What changed, and why (the extras follow under "Beyond the book"):
+  * TensorFlow 2.x through `tf.compat.v1`; `input_data` is gone, so mnist_data.py downloads the
+    four IDX files (checksummed) and splits them 55,000 / 5,000 / 10,000 as it did.
+  * TensorFlow 2's `tf.nn.dropout` takes the *rate to drop*; the book passed the keep
+    probability. The keep probabilities stay, converted, and default to 1.0 for evaluation.
+  * conv2 is max-pooled after its ReLU, as conv1 and conv3 are; the book pooled the pre-ReLU
+    tensor, leaving conv2 without a non-linearity.
   * Each epoch sees the training set in a new (seeded) order, and the last partial batch is used.
-  * conv2 is max-pooled after its ReLU, as conv1 and conv3 are. The book pooled conv2's
-    pre-ReLU tensor, so its ReLU went unused and conv2 had no non-linearity: a slip the text
-    does not mention.
-  * Dropout masks come from a seed fed at each step (stateless dropout), so a run resumed from
-    a checkpoint trains exactly as an uninterrupted one with the same --seed. Ctrl-C keeps the
-    last whole epoch's checkpoint; the epoch under way is trained again on resume.
 """
 
-import gzip
-import json
-import math
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+import mnist_data
 import plumbing
+import tf_setup
+from checkpoints import CheckpointFolder
 
-with plumbing.tensorflow_logging_quieted():
+with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
 
-IMAGE_SIZE = 28
-NUM_CLASSES = 10
-VALIDATION_SIZE = 5000  # what the book's input_data.read_data_sets held back
+IMAGE_SIZE = mnist_data.IMAGE_SIZE  # 28
+NUM_CLASSES = mnist_data.NUM_CLASSES  # 10
 
 # --------------------------------------------------------------------------------------------
-# Data: the four MNIST IDX files (layout and checksums: data/README.md)
+# The book's model: weights, network, cost and optimiser
 # --------------------------------------------------------------------------------------------
 
-MNIST_MIRRORS = (
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-)
-
-
-def _mnist_file(name, size, md5):
-    return plumbing.RemoteFile(name, tuple(m + name for m in MNIST_MIRRORS), size, md5=md5)
-
-
-MNIST_FILES = {
-    "train_images": _mnist_file("train-images-idx3-ubyte.gz", 9912422,
-                                "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-    "train_labels": _mnist_file("train-labels-idx1-ubyte.gz", 28881,
-                                "d53e105ee54ea40749a09fcbcd1e9432"),
-    "test_images": _mnist_file("t10k-images-idx3-ubyte.gz", 1648877,
-                               "9fb629c4189551a2d022fa330f9573f3"),
-    "test_labels": _mnist_file("t10k-labels-idx1-ubyte.gz", 4542,
-                               "ec29112dd5afa0611ce80d1b7f02629c"),
-}
-
-IDX_IMAGES_MAGIC = 2051  # 0x0803: unsigned bytes, 3 dimensions
-IDX_LABELS_MAGIC = 2049  # 0x0801: unsigned bytes, 1 dimension
-
-
-def read_idx(path, expected_magic):
-    """Read a gzipped IDX file into a uint8 array shaped as its header says.
-
-    Every way the file can be wrong (not gzip, bad magic number, truncated, too long) is a
-    UserError that names the file.
-    """
-    path = Path(path)
-    try:
-        raw = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise plumbing.UserError(f"{path} is not a readable gzip file ({error})") from None
-    if len(raw) < 4 or int.from_bytes(raw[:4], "big") != expected_magic:
-        found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else "none"
-        raise plumbing.UserError(f"{path}: invalid magic number {found} "
-                                 f"(an MNIST file of this kind has {expected_magic})")
-    ndim = raw[3]
-    header_bytes = 4 + 4 * ndim
-    if len(raw) < header_bytes:
-        raise plumbing.UserError(f"{path} is truncated inside its header")
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    expected, found = math.prod(shape), len(raw) - header_bytes
-    if found < expected:
-        raise plumbing.UserError(f"{path} is truncated: {found:,} data bytes where its header "
-                                 f"{shape} needs {expected:,}")
-    if found > expected:
-        raise plumbing.UserError(f"{path} has the wrong length: {found:,} data bytes where its "
-                                 f"header {shape} needs {expected:,}")
-    return np.frombuffer(raw, np.uint8, offset=header_bytes).reshape(shape)
-
-
-def read_images(path):
-    images = read_idx(path, IDX_IMAGES_MAGIC)
-    if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise plumbing.UserError(f"{path}: images are {images.shape[1:]}, not 28x28")
-    return images
-
-
-def read_labels(path):
-    labels = read_idx(path, IDX_LABELS_MAGIC)
-    if labels.size and labels.max() >= NUM_CLASSES:
-        raise plumbing.UserError(f"{path}: label {labels.max()} is not a digit")
-    return labels
-
-
-def as_dataset(images, labels):
-    """Float images in [0, 1] shaped (n, 28, 28, 1) and one-hot labels, as input_data gave."""
-    if len(images) != len(labels):
-        raise plumbing.UserError(f"{len(images):,} images but {len(labels):,} labels")
-    return SimpleNamespace(
-        images=(images.astype(np.float32) / 255.0).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1),
-        labels=np.eye(NUM_CLASSES, dtype=np.float32)[labels])
-
-
-def load_mnist(data_dir, validation_size=VALIDATION_SIZE):
-    """Download what is missing, read the four files and split them as the book's input_data."""
-    paths = {}
-    for key, remote in MNIST_FILES.items():
-        paths[key] = plumbing.fetch(remote, data_dir)
-        print(f"Extracting {paths[key]}")
-    train_images = read_images(paths["train_images"])
-    train_labels = read_labels(paths["train_labels"])
-    if not 0 < validation_size < len(train_images):
-        raise plumbing.UserError(f"--validation-size {validation_size} leaves no training "
-                                 f"images (the training file has {len(train_images):,})")
-    return SimpleNamespace(
-        train=as_dataset(train_images[validation_size:], train_labels[validation_size:]),
-        validation=as_dataset(train_images[:validation_size], train_labels[:validation_size]),
-        test=as_dataset(read_images(paths["test_images"]), read_labels(paths["test_labels"])))
-
-
-# --------------------------------------------------------------------------------------------
-# Model: the book's network (conv2 pools after its ReLU, dropout masks follow a fed seed)
-# --------------------------------------------------------------------------------------------
 
 def init_weights(shape, name):
     return tf.Variable(tf.random_normal(shape, stddev=0.01), name=name)
-
-
-def conv_relu_pool(inputs, weights):
-    conv = tf.nn.conv2d(inputs, weights, strides=[1, 1, 1, 1], padding="SAME")
-    pooled = tf.nn.max_pool(tf.nn.relu(conv), ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1],
-                            padding="SAME")
-    tf.add_to_collection("feature_maps", pooled)  # for --plot-inside
-    return pooled
-
-
-def seeded_dropout(dropout_seed):
-    """tf.nn.dropout whose masks follow a fed seed, a fresh one for each layer it is called
-    for, instead of a random stream that restarts with every session: a run resumed from a
-    checkpoint then drops exactly what the uninterrupted run would have."""
-    layers = []
-
-    def dropout(x, rate):
-        layers.append(x)
-        seed = tf.stack([dropout_seed[0], dropout_seed[1] + len(layers)])
-        return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
-    return dropout
 
 
 def model(X, w, w2, w3, w4, w_o, p_keep_conv, p_keep_hidden, dropout_seed):
@@ -177,6 +50,14 @@ def model(X, w, w2, w3, w4, w_o, p_keep_conv, p_keep_hidden, dropout_seed):
     output_layer = tf.nn.relu(tf.matmul(FC_layer, w4))
     output_layer = dropout(output_layer, rate=1 - p_keep_hidden)
     return tf.matmul(output_layer, w_o)
+
+
+def conv_relu_pool(inputs, weights):
+    conv = tf.nn.conv2d(inputs, weights, strides=[1, 1, 1, 1], padding="SAME")
+    pooled = tf.nn.max_pool(tf.nn.relu(conv), ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1],
+                            padding="SAME")
+    tf.add_to_collection("feature_maps", pooled)  # for --plot-inside
+    return pooled
 
 
 def build_graph(seed=None):
@@ -216,12 +97,8 @@ def build_graph(seed=None):
                            feature_maps=graph.get_collection("feature_maps"))
 
 
-def count_weights(net):
-    return sum(int(np.prod(v.get_shape().as_list())) for v in net.weights)
-
-
 # --------------------------------------------------------------------------------------------
-# Training and evaluation
+# The book's loop: an epoch of batches, then a random sample of test images scored
 # --------------------------------------------------------------------------------------------
 
 def epoch_rng(seed, epoch):
@@ -274,33 +151,113 @@ def sample(data, size, rng):
     return SimpleNamespace(images=data.images[indices], labels=data.labels[indices])
 
 
+def train(args):
+    check_arguments(args)
+    device = tf_setup.configure_devices(args.cpu)
+    if args.seed is not None:
+        tf_setup.make_deterministic(args.seed)
+    mnist = mnist_data.read_data_sets(args.data_dir, args.validation_size)
+    if not 0 <= args.digit_index < len(mnist.test.images):
+        raise plumbing.UserError(f"--digit-index {args.digit_index}: the test set has digits "
+                                 f"0 to {len(mnist.test.images) - 1}")
+    max_batches, evaluation_limit = (3, 512) if args.dry_run else (None, None)
+    epochs = 1 if args.dry_run else args.epochs
+    validation, test = (first(mnist.validation, evaluation_limit),
+                        first(mnist.test, evaluation_limit))
+
+    net = build_graph(args.seed)
+    print(f"LeNet-5: {tf_setup.count_weights(net.weights):,} weights; training on {device}")
+    checkpoints = CheckpointFolder(None if args.dry_run else args.checkpoint_dir, net.saver,
+                                   "--checkpoint-dir")
+    writer = None
+    if args.logdir:
+        with net.graph.as_default():  # FileWriter refuses to start in eager mode
+            writer = tf.summary.FileWriter(args.logdir, net.graph)
+    with tf_setup.new_session(net.graph) as session, plumbing.CtrlC() as ctrl_c:
+        epochs_done, history = resume(session, net, checkpoints)
+        for i in range(epochs_done, epochs):
+            started = time.monotonic()
+            rng = epoch_rng(args.seed, i)
+            train_loss = train_epoch(session, net, mnist.train, args.batch_size, rng,
+                                     f"epoch {i}", max_batches, ctrl_c)
+            if ctrl_c.pressed:
+                break
+            test_sample = sample(mnist.test, args.test_size, rng)
+            correct, _ = evaluate(session, net, test_sample)
+            validation_correct, validation_loss = evaluate(session, net, validation)
+            entry = {"epoch": i, "train_loss": train_loss, "validation_loss": validation_loss,
+                     "test_sample_accuracy": correct / len(test_sample.images),
+                     "validation_accuracy": validation_correct / len(validation.images)}
+            history.append(entry)
+            epochs_done = i + 1
+            print(f"{i} {entry['test_sample_accuracy']}  validation accuracy "
+                  f"{entry['validation_accuracy']:.4f}  loss {train_loss:.4f}  "
+                  f"({time.monotonic() - started:.0f} s)", flush=True)
+            if writer:
+                write_scalars(writer, i, {k: v for k, v in entry.items() if k != "epoch"})
+            save(session, net, checkpoints, epochs_done, settings_of(args), history)
+        if ctrl_c.pressed and epochs_done < epochs:
+            if writer:
+                writer.close()
+            # The epoch under way is dropped: its half-trained weights saved as the end of the
+            # last epoch would train those batches twice after a resume.
+            if checkpoints.folder and epochs_done:
+                print(f"interrupted: the checkpoint after {epochs_done} epochs in "
+                      f"{checkpoints.folder} is kept; run the same command to resume")
+            else:
+                print("interrupted in the first epoch: nothing to keep")
+            return 130
+        correct, _ = evaluate(session, net, test)
+        inside = args.plot_inside and inside_views(session, net, mnist.test, args.digit_index)
+    if writer:
+        writer.close()
+    print(f"test accuracy: {correct / len(test.images):.4f} ({correct}/{len(test.images)})")
+    if args.plot and history:
+        plot_history(history, args.plot)
+        print(f"saved the training curves to {args.plot}")
+    if args.plot_inside:
+        plot_inside(inside, args.plot_inside)
+        print(f"saved conv1's kernels and the feature maps of test digit {args.digit_index} "
+              f"to {args.plot_inside}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
-# Checkpoints, TensorBoard and the plot
+# Beyond the book: repeatable dropout, checkpoints that resume, TensorBoard, plots
 # --------------------------------------------------------------------------------------------
 
-def restore_or_initialize(session, net, checkpoint_dir):
-    """Resume from the newest checkpoint in `checkpoint_dir`; returns (epochs done, history)."""
-    latest = tf.train.latest_checkpoint(str(checkpoint_dir)) if checkpoint_dir else None
+def seeded_dropout(dropout_seed):
+    """tf.nn.dropout whose masks follow a fed seed, a fresh one for each layer it is called
+    for, instead of a random stream that restarts with every session: a run resumed from a
+    checkpoint then drops exactly what the uninterrupted run would have."""
+    layers = []
+
+    def dropout(x, rate):
+        layers.append(x)
+        seed = tf.stack([dropout_seed[0], dropout_seed[1] + len(layers)])
+        return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
+    return dropout
+
+
+def settings_of(args):
+    """What a run's checkpoints depend on, recorded with them."""
+    return {"batch_size": args.batch_size, "validation_size": args.validation_size,
+            "seed": args.seed}
+
+
+def resume(session, net, checkpoints):
+    """(epochs done, history) from the newest checkpoint, or (0, []) for a fresh network."""
+    latest = checkpoints.restore_or_initialize(session, lambda s: s.run(net.initializer))
     if latest is None:
-        session.run(net.initializer)
         return 0, []
-    try:
-        net.saver.restore(session, latest)
-    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
-        raise plumbing.UserError(f"{checkpoint_dir} holds a checkpoint of another model; "
-                                 f"choose another --checkpoint-dir") from None
     epochs_done = int(session.run(net.epochs_done))
-    history_file = Path(checkpoint_dir) / "history.json"
-    history = json.loads(history_file.read_text()) if history_file.exists() else []
-    return epochs_done, history[:epochs_done]
+    print(f"resuming from {checkpoints.folder} after {epochs_done} epochs")
+    return epochs_done, checkpoints.record().get("history", [])[:epochs_done]
 
 
-def save_checkpoint(session, net, checkpoint_dir, epochs_done, history):
-    plumbing.load_variable(session, net.epochs_done, epochs_done)
-    Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
-    net.saver.save(session, str(Path(checkpoint_dir) / "model.ckpt"), global_step=epochs_done)
-    with plumbing.atomic_output(Path(checkpoint_dir) / "history.json") as temporary:
-        temporary.write_text(json.dumps(history, indent=1))
+def save(session, net, checkpoints, epochs_done, settings, history):
+    tf_setup.load_variable(session, net.epochs_done, epochs_done)
+    checkpoints.save(session, epochs_done, settings, history=history)
 
 
 def write_scalars(writer, step, values):
@@ -343,12 +300,11 @@ def build_parser():
         "Train the book's LeNet-5-style CNN on MNIST (TensorFlow 2 via tf.compat.v1).")
     parser.add_argument("--data-dir", default="data/MNIST-data",
                         help="where the four MNIST .gz files are, or are downloaded to")
-    parser.add_argument("--epochs", type=int, default=100,
-                        help="total epochs (the book's 100; 3 reach about 98%%)")
+    parser.add_argument("--epochs", type=int, default=100, help="total epochs (the book's 100)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per training step")
     parser.add_argument("--test-size", type=int, default=256,
                         help="random test images scored after each epoch, as in the book")
-    parser.add_argument("--validation-size", type=int, default=VALIDATION_SIZE,
+    parser.add_argument("--validation-size", type=int, default=mnist_data.VALIDATION_SIZE,
                         help="training images held back for validation")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed for weights, dropout and shuffling; also turns on "
@@ -365,7 +321,7 @@ def build_parser():
                         help="the test digit --plot-inside shows")
     parser.add_argument("--dry-run", action="store_true",
                         help="one epoch of 3 batches, 512-image evaluations, no checkpoints")
-    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    tf_setup.add_device_option(parser)
     return parser
 
 
@@ -376,79 +332,6 @@ def check_arguments(args):
     for path in (args.plot, args.plot_inside):
         if path:
             plumbing.require_new_output(path)
-
-
-def train(args):
-    check_arguments(args)
-    device = plumbing.configure_devices(args.cpu)
-    if args.seed is not None:
-        plumbing.make_deterministic(args.seed)
-    mnist = load_mnist(args.data_dir, args.validation_size)
-    if not 0 <= args.digit_index < len(mnist.test.images):
-        raise plumbing.UserError(f"--digit-index {args.digit_index}: the test set has digits "
-                                 f"0 to {len(mnist.test.images) - 1}")
-    max_batches, evaluation_limit = (3, 512) if args.dry_run else (None, None)
-    epochs = 1 if args.dry_run else args.epochs
-    checkpoint_dir = None if args.dry_run else args.checkpoint_dir
-    validation, test = (first(mnist.validation, evaluation_limit),
-                        first(mnist.test, evaluation_limit))
-
-    net = build_graph(args.seed)
-    print(f"LeNet-5: {count_weights(net):,} weights; training on {device}")
-    writer = None
-    if args.logdir:
-        with net.graph.as_default():  # FileWriter refuses to start in eager mode
-            writer = tf.summary.FileWriter(args.logdir, net.graph)
-    with plumbing.new_session(net.graph) as session, plumbing.CtrlC() as ctrl_c:
-        epochs_done, history = restore_or_initialize(session, net, checkpoint_dir)
-        if epochs_done:
-            print(f"resuming from {checkpoint_dir} after {epochs_done} epochs")
-        for i in range(epochs_done, epochs):
-            started = time.monotonic()
-            rng = epoch_rng(args.seed, i)
-            train_loss = train_epoch(session, net, mnist.train, args.batch_size, rng,
-                                     f"epoch {i}", max_batches, ctrl_c)
-            if ctrl_c.pressed:
-                break
-            test_sample = sample(mnist.test, args.test_size, rng)
-            correct, _ = evaluate(session, net, test_sample)
-            validation_correct, validation_loss = evaluate(session, net, validation)
-            entry = {"epoch": i, "train_loss": train_loss, "validation_loss": validation_loss,
-                     "test_sample_accuracy": correct / len(test_sample.images),
-                     "validation_accuracy": validation_correct / len(validation.images)}
-            history.append(entry)
-            epochs_done = i + 1
-            print(f"{i} {entry['test_sample_accuracy']}  validation accuracy "
-                  f"{entry['validation_accuracy']:.4f}  loss {train_loss:.4f}  "
-                  f"({time.monotonic() - started:.0f} s)", flush=True)
-            if writer:
-                write_scalars(writer, i, {k: v for k, v in entry.items() if k != "epoch"})
-            if checkpoint_dir:
-                save_checkpoint(session, net, checkpoint_dir, epochs_done, history)
-        if ctrl_c.pressed and epochs_done < epochs:
-            if writer:
-                writer.close()
-            # The epoch under way is dropped: its half-trained weights saved as the end of the
-            # last epoch would train those batches twice after a resume.
-            if checkpoint_dir and epochs_done:
-                print(f"interrupted: the checkpoint after {epochs_done} epochs in "
-                      f"{checkpoint_dir} is kept; run the same command to resume")
-            else:
-                print("interrupted in the first epoch: nothing to keep")
-            return 130
-        correct, _ = evaluate(session, net, test)
-        inside = args.plot_inside and inside_views(session, net, mnist.test, args.digit_index)
-    if writer:
-        writer.close()
-    print(f"test accuracy: {correct / len(test.images):.4f} ({correct}/{len(test.images)})")
-    if args.plot and history:
-        plot_history(history, args.plot)
-        print(f"saved the training curves to {args.plot}")
-    if args.plot_inside:
-        plot_inside(inside, args.plot_inside)
-        print(f"saved conv1's kernels and the feature maps of test digit {args.digit_index} "
-              f"to {args.plot_inside}")
-    return 0
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,11 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
+import image_io
 import plumbing
 
+CLASSES = ("cat", "dog")  # alexnet_finetune.py's two outputs, in this order
+
+
 def label_of(name):
+    """What a Kaggle photo shows, from its name (cat.N.jpg, dog.N.jpg): 'cat', 'dog' or None.
+    The one rule for labelled photos; alexnet_finetune.py reads its training labels with it."""
     name = name.lower()
-    return "cat" if "cat" in name else "dog" if "dog" in name else ""
+    return "cat" if "cat" in name else "dog" if "dog" in name else None
 
 
 def jpeg_name(source):
@@ -41,10 +47,10 @@ def resized(path, size, mode):
     """The image at `path` as an RGB PIL image of size x size."""
     from PIL import Image
 
-    image = plumbing.open_rgb(path, at_least=size)
+    image = image_io.open_rgb(path, at_least=size)
     if mode == "squash":
         return image.resize((size, size), Image.Resampling.BILINEAR)
-    return plumbing.centre_square(image, size)
+    return image_io.centre_square(image, size)
 
 
 def convert(job):
@@ -65,7 +71,7 @@ def plan(source_dir, output_dir, test_count, seed, size, mode):
     """(jobs, test rows): which source goes where. The split depends only on the file names and
     the seed, so a rerun picks the same files."""
     files = sorted(p for p in Path(source_dir).iterdir() if not p.name.startswith("."))
-    sources = [p for p in files if p.suffix.lower() in plumbing.IMAGE_SUFFIXES]
+    sources = [p for p in files if p.suffix.lower() in image_io.IMAGE_SUFFIXES]
     for other in sorted(set(files) - set(sources)):
         print(f"warning: skipped {other} (not an image file name)", file=sys.stderr)
     order = np.random.default_rng(seed).permutation(len(sources))
@@ -144,7 +150,7 @@ def prepare(args):
     for folder in ("trainDir", "testDir"):
         (output_dir / folder).mkdir(parents=True, exist_ok=True)
     failed = set()
-    unreadable = plumbing.UnreadableImages(len(jobs))
+    unreadable = image_io.UnreadableImages(len(jobs))
     progress = plumbing.Progress(len(jobs), "preparing", unit=" images")
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         for source, problem in pool.imap_unordered(convert, jobs, chunksize=8):
@@ -160,6 +166,15 @@ def prepare(args):
     return unreadable.exit_code()
 
 
+def usable_cpus():
+    """The CPUs this process may run on (a container or `taskset` may allow fewer than the
+    machine has)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def main(argv=None):
     parser = plumbing.argument_parser(
         "Make the book's trainDir/testDir of 227x227 RGB JPEGs from Kaggle's "
@@ -172,8 +187,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
     parser.add_argument("--mode", choices=("squash", "crop"), default="squash",
                         help="squash to a square as the book did, or crop the centre square")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="processes that decode and resize")
+    parser.add_argument("--workers", type=int, default=usable_cpus(),
+                        help="processes that decode and resize (default: the CPUs this "
+                             "process may use)")
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: prepare(args))
 

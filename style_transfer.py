@@ -19,26 +19,30 @@ What changed, and why:
   * The .mat file is read by field name, so MatConvNet's current layout (the book's) and the
     old beta16 one both work; every layer's name is checked, as the book's assert did.
   * plot_results.py's grid of saved iterations is drawn, with the loss curve beside it.
-Beyond the book, as neural-style offers: L-BFGS (`--optimizer lbfgs` reaches the loss of the
-book's 1000 Adam iterations in 1/28 of its time at 478 px: bench/style_transfer_fast.py),
-several blended styles, colour preservation, total-variation smoothing, bf16 mixed precision,
-and a progress line with ETA. Ctrl-C keeps the work: the image where the optimiser stands becomes
+Beyond the book, as neural-style offers: L-BFGS (`--optimizer lbfgs`, much faster to the same
+loss; README: how long things take), several blended styles, colour preservation,
+total-variation smoothing, bf16 mixed precision, and a progress line with ETA. Ctrl-C keeps the work: the image where the optimiser stands becomes
 the final image, with the grid and the loss curve so far.
 """
 
 import os
+import struct
+import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+import downloads
+import image_io
 import plumbing
+import tf_setup
 
-with plumbing.tensorflow_logging_quieted():
+with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
 
 VGG_URL = "http://www.vlfeat.org/matconvnet/models/imagenet-vgg-verydeep-19.mat"
-VGG_WEIGHTS = plumbing.RemoteFile(
+VGG_WEIGHTS = downloads.RemoteFile(
     "imagenet-vgg-verydeep-19.mat", (VGG_URL,), 534904783,
     sha256="abdb57167f82a2a1fbab1e1c16ad9373411883f262a1a37ee5db2e6fb0044695")
 DATA_DIR = Path("data/vgg")
@@ -63,12 +67,16 @@ def load_vgg(path):
     """{layer name: (kernel [h, w, in, out] float32, bias [out])} for every conv and fc layer,
     after checking that the file's 43 layers are VGG-19's, in order, by name."""
     import scipy.io
+    from scipy.io.matlab import MatReadError
 
     if not Path(path).is_file():
         raise plumbing.UserError(f"{path} does not exist")
     try:
         data = scipy.io.loadmat(path)
-    except Exception as error:  # scipy fails on garbage in many ways (IndexError among them)
+    # What scipy raises on an empty, truncated, damaged or foreign file, measured on such files
+    # (zlib.error for a damaged compressed block, IndexError for a header cut short).
+    except (MatReadError, ValueError, OSError, EOFError, IndexError, TypeError, KeyError,
+            NotImplementedError, struct.error, zlib.error) as error:
         raise plumbing.UserError(f"{path} is not a MatConvNet .mat file "
                                  f"({type(error).__name__}: {error})") from None
     if "layers" not in data:
@@ -204,7 +212,7 @@ def build_problem(params, shape, settings, style_count):
         losses = {"content": settings.content_weight * content_loss(content_target,
                                                                        content_layer),
                   "style": settings.style_weight * tf.add_n(style_terms),
-                  # not even built at weight 0 (the default): its gradient costs 4% of a step
+                  # not even built at weight 0 (the default): its gradient costs time
                   "tv": (settings.tv_weight * total_variation_loss(image) if settings.tv_weight
                          else tf.constant(0.0))}
         total = tf.add_n(list(losses.values()), name="total_loss")
@@ -219,13 +227,13 @@ def build_problem(params, shape, settings, style_count):
 
 
 def set_targets(session, problem, content, styles, initial):
-    plumbing.load_variable(session, problem.content_target,
+    tf_setup.load_variable(session, problem.content_target,
                            session.run(problem.content_layer, {problem.x: content}))
     for style, targets in zip(styles, problem.style_targets):
         grams = session.run(problem.grams, {problem.x: style})
         for layer, variable in targets.items():
-            plumbing.load_variable(session, variable, grams[layer])
-    plumbing.load_variable(session, problem.image, initial)
+            tf_setup.load_variable(session, variable, grams[layer])
+    tf_setup.load_variable(session, problem.image, initial)
 
 
 def stylize(session, problem, iterations, optimizer, report_every, should_stop=lambda: False):
@@ -266,7 +274,7 @@ def lbfgs(session, problem, iterations, report_every, fetch, should_stop):
     that raised the loss, so an iteration is usually one loss-and-gradient evaluation, the cost
     of an Adam step, and no progress report restarts it. Yields as `adam` does."""
     def evaluate(image):
-        plumbing.load_variable(session, problem.image, image)
+        tf_setup.load_variable(session, problem.image, image)
         return session.run([fetch, problem.gradient])
 
     image = session.run(problem.image)
@@ -354,7 +362,7 @@ def initial_image(choice, content, styles, seed, size, opened=None):
         return styles[0]
     if choice == "noise":
         return noise * 0.7 + content * 0.3  # the book's start: noise_content_ratio 0.7
-    return preprocess(opened or plumbing.open_rgb(choice), size)
+    return preprocess(opened or image_io.open_rgb(choice), size)
 
 
 def save_png(array, path):
@@ -468,27 +476,27 @@ def settings_from(args):
 
 def run(args):
     if args.list_layers:
-        print(list_layers(load_vgg(args.weights or plumbing.fetch(VGG_WEIGHTS, DATA_DIR))))
+        print(list_layers(load_vgg(args.weights or downloads.fetch(VGG_WEIGHTS, DATA_DIR))))
         return 0
     if not args.content or not args.style:
         raise plumbing.UserError("give --content and --style images")
     if args.content_layer not in CONV_LAYERS:
         raise plumbing.UserError(f"--content-layer must be one of {', '.join(CONV_LAYERS)}")
     check_before_work(args)
-    content_image = plumbing.open_rgb(args.content)
-    style_images = [plumbing.open_rgb(path) for path in args.style]
+    content_image = image_io.open_rgb(args.content)
+    style_images = [image_io.open_rgb(path) for path in args.style]
     initial_source = None if args.initial in ("content", "noise", "style") \
-        else plumbing.open_rgb(args.initial)
+        else image_io.open_rgb(args.initial)
     size = content_size(content_image, args.size)
     needed, free = estimated_bytes(size), available_bytes()
     if free and needed > free:
         raise plumbing.UserError(f"--size {args.size} needs about {needed / 2**30:.1f} GiB and "
                                  f"{free / 2**30:.1f} GiB are free; choose a smaller --size")
-    params = load_vgg(args.weights or plumbing.fetch(VGG_WEIGHTS, DATA_DIR))
+    params = load_vgg(args.weights or downloads.fetch(VGG_WEIGHTS, DATA_DIR))
     content = preprocess(content_image, size)
     styles = [preprocess(image, size) for image in style_images]
     initial = initial_image(args.initial, content, styles, args.seed, size, initial_source)
-    device = plumbing.configure_devices(args.cpu)
+    device = tf_setup.configure_devices(args.cpu)
     problem = build_problem(params, content.shape, settings_from(args), len(styles))
     print(f"{size[0]}x{size[1]} pixels, {args.optimizer}, {args.precision}, on {device}")
     save_points, _ = planned_outputs(args)
@@ -499,7 +507,7 @@ def run(args):
         else deprocess
     saved, history = [], []
     progress = plumbing.Progress(args.iterations, "stylizing", unit=" iterations")
-    with plumbing.new_session(problem.graph, precision=args.precision) as sess, \
+    with tf_setup.new_session(problem.graph, precision=args.precision) as sess, \
             plumbing.CtrlC() as ctrl_c:
         sess.run(problem.initializer)
         set_targets(sess, problem, content, styles, initial)
@@ -565,7 +573,7 @@ def build_parser():
     parser.add_argument("--learning-rate", type=float, default=1.5, help="Adam's step")
     parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam",
                         help="the book's Adam, or L-BFGS: the loss of the book's 1000 Adam "
-                             "iterations in about 30 iterations, 1/28 of the time at 478 px")
+                             "iterations in a few dozen iterations (README)")
     parser.add_argument("--initial", default="noise",
                         help="content, noise (the book's 0.7 noise + 0.3 content), style, or "
                              "an image path")
@@ -575,7 +583,7 @@ def build_parser():
                         help="bf16: mixed precision (oneDNN bf16 on CPUs that have it, fp16 on "
                              "GPUs)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the starting noise")
-    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    tf_setup.add_device_option(parser)
     return parser
 
 

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import alexnet_forward  # noqa: E402  (the project root is not a package)
-import plumbing  # noqa: E402
 import prep_images  # noqa: E402
+import tf_setup  # noqa: E402
 from machine_peak import matmul_peak_gflops  # noqa: E402
 from tests.standins import alexnet_weights  # noqa: E402
 
@@ -38,7 +38,7 @@ def forward_rates(batch_sizes, seconds):
     weights = alexnet_weights(widths=(96, 256, 384, 384, 256, 4096, 4096), scale=0.01)
     net = alexnet_forward.build_classifier(weights)
     rates = {}
-    with plumbing.new_session(net.graph) as sess:
+    with tf_setup.new_session(net.graph) as sess:
         sess.run(net.initializer)
         alexnet_forward.load_params(sess, net.params, weights)
         for batch_size in batch_sizes:
@@ -95,7 +95,7 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=4,
                         help="use every photo this many times (under new names) for prep")
     args = parser.parse_args(argv)
-    plumbing.configure_devices(cpu_only=True)
+    tf_setup.configure_devices(cpu_only=True)
     peak = matmul_peak_gflops()
     print(f"machine peak (4096x4096 float32 matmul): {peak:.1f} GFLOP/s")
     for batch_size, rate in forward_rates((1, 32), args.seconds).items():

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import EmotionUtils  # noqa: E402  (the project root is not a package)
 import emotion_cnn  # noqa: E402
-import plumbing  # noqa: E402
+import EmotionUtils  # noqa: E402  (the project root is not a package)
+import tf_setup  # noqa: E402
 
 
 def books_parse(data_frame):
@@ -78,7 +78,7 @@ def best_time(work, rounds):
 
 def training_images_per_second(data, steps, batch_size):
     net = emotion_cnn.build_graph(seed=0)
-    with plumbing.new_session(net.graph) as session:
+    with tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
 
         def train(first, count):
@@ -101,7 +101,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=200, help="timed training steps")
     parser.add_argument("--batch-size", type=int, default=emotion_cnn.BATCH_SIZE)
     args = parser.parse_args(argv)
-    plumbing.configure_devices(cpu_only=True)
+    tf_setup.configure_devices(cpu_only=True)
     with tempfile.TemporaryDirectory() as folder:
         csv_path = Path(folder) / "fer2013.csv"
         opener = gzip.open if args.fer2013.endswith(".gz") else open

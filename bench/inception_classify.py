@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import classify_image  # noqa: E402  (the project root is not a package)
-import plumbing  # noqa: E402
+import tf_setup  # noqa: E402
 
 GFLOP_PER_IMAGE = 2 * 5.7
 
@@ -70,7 +70,7 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=20, help="images per timed round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    plumbing.configure_devices(cpu_only=True)
+    tf_setup.configure_devices(cpu_only=True)
     graph_def, model = frozen_inception()
     labels = classify_image.NodeLookup.__new__(classify_image.NodeLookup)
     labels.node_lookup = {}
@@ -79,7 +79,7 @@ def main(argv=None):
         graph_path.write_bytes(graph_def.SerializeToString())
         graph = classify_image.create_graph(graph_path)
     image_data = classify_image.jpeg_bytes(args.image)
-    with plumbing.new_session(graph) as sess:
+    with tf_setup.new_session(graph) as sess:
         def ours():
             predictions, _, _ = classify_image.run_inference_on_image(sess, image_data)
             classify_image.top_predictions(predictions, labels, 5)

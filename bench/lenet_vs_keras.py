@@ -16,12 +16,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import lenet_mnist  # noqa: E402  (the project root is not a package)
-import plumbing  # noqa: E402
+import mnist_data  # noqa: E402
+import tf_setup  # noqa: E402
 
 
 def time_ours(train, batch_size, steps, warmup):
     net = lenet_mnist.build_graph(seed=0)
-    with plumbing.new_session(net.graph) as session:
+    with tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
         rng = np.random.default_rng(0)
         lenet_mnist.train_epoch(session, net, train, batch_size, rng, "warm-up", warmup)
@@ -69,8 +70,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2, help="turns each; the best is kept")
     args = parser.parse_args(argv)
-    plumbing.configure_devices(cpu_only=True)
-    mnist = lenet_mnist.load_mnist(args.data_dir)
+    tf_setup.configure_devices(cpu_only=True)
+    mnist = mnist_data.read_data_sets(args.data_dir)
     ours, keras = [], []
     for round_number in range(args.rounds):
         ours.append(time_ours(mnist.train, args.batch_size, args.steps, args.warmup))

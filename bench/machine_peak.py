@@ -2,19 +2,19 @@
 
 import time
 
-import plumbing
+import tf_setup
 
 
 def matmul_peak_gflops(dtype="float32", size=4096, repeats=5):
     """GFLOP/s of a size x size matmul in `dtype` through TensorFlow's own kernels."""
-    with plumbing.tensorflow_logging_quieted():
+    with tf_setup.tensorflow_logging_quieted():
         import tensorflow.compat.v1 as tf
     graph = tf.Graph()
     with graph.as_default():
         a = tf.Variable(tf.cast(tf.random_normal([size, size]), dtype))
         b = tf.Variable(tf.cast(tf.random_normal([size, size]), dtype))
         corner = tf.matmul(a, b)[0, 0]  # fetch one number, not the whole product
-    with plumbing.new_session(graph) as session:
+    with tf_setup.new_session(graph) as session:
         session.run(tf.global_variables_initializer())
         session.run(corner)
         started = time.perf_counter()

@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import plumbing  # noqa: E402  (the project root is not a package)
+import gradcam  # noqa: E402
+import image_io  # noqa: E402
 import style_transfer  # noqa: E402
+import tf_setup  # noqa: E402
 from style_transfer_vs_torch import random_vgg19, tensorflow_problem  # noqa: E402
 
 COARSE_TO_FINE = ((0.5, 10), (0.25, 20))  # (scale, iterations) of the one coarse stage
@@ -58,7 +60,7 @@ def scipy_lbfgs(session, problem, target, restart_every):
     shape, evaluations = problem.image.shape.as_list(), []
 
     def loss_and_gradient(flat):
-        plumbing.load_variable(session, problem.image, flat.reshape(shape).astype(np.float32))
+        tf_setup.load_variable(session, problem.image, flat.reshape(shape).astype(np.float32))
         loss, gradient = session.run([problem.total, problem.gradient])
         evaluations.append(loss)
         if loss <= target:
@@ -77,7 +79,7 @@ def scipy_lbfgs(session, problem, target, restart_every):
 
 
 def stretched(image, size):
-    return np.stack([plumbing.upsampled(image[0, :, :, channel], size)
+    return np.stack([gradcam.upsampled(image[0, :, :, channel], size)
                      for channel in range(3)], axis=-1)[np.newaxis]
 
 
@@ -136,9 +138,9 @@ def main(argv=None):
                                                       "478:bf16", "256:bf16", "128:bf16"],
                         help="SIZE:PRECISION pairs, in order")
     args = parser.parse_args(argv)
-    plumbing.configure_devices(cpu_only=True)
+    tf_setup.configure_devices(cpu_only=True)
     params = random_vgg19()
-    content, style = plumbing.open_rgb(args.content), plumbing.open_rgb(args.style)
+    content, style = image_io.open_rgb(args.content), image_io.open_rgb(args.style)
     for run in args.runs:
         longest, precision = run.split(":")
         measure(params, content, style, int(longest), precision)

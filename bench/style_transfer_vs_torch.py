@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import plumbing  # noqa: E402  (the project root is not a package)
+import image_io  # noqa: E402
 import style_transfer  # noqa: E402
+import tf_setup  # noqa: E402
 from machine_peak import matmul_peak_gflops  # noqa: E402
 
 WIDTHS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
@@ -63,7 +64,7 @@ def settings():
 def tensorflow_problem(params, content, style, precision, start=None):
     """A session ready to optimise: targets set, the image `start` or the book's noisy one."""
     problem = style_transfer.build_problem(params, content.shape, settings(), 1)
-    session = plumbing.new_session(problem.graph, precision=precision)
+    session = tf_setup.new_session(problem.graph, precision=precision)
     session.run(problem.initializer)
     if start is None:
         start = style_transfer.initial_image("noise", content, [style], 0, None)
@@ -147,7 +148,7 @@ def time_to_loss(params, content, style, adam_iterations):
 
 
 def load(path, size):
-    image = plumbing.open_rgb(path)
+    image = image_io.open_rgb(path)
     return style_transfer.preprocess(image, (size, size))
 
 
@@ -161,7 +162,7 @@ def main(argv=None):
     parser.add_argument("--ttl-size", type=int, default=128, help="size for time-to-loss")
     parser.add_argument("--ttl-iterations", type=int, default=1000)
     args = parser.parse_args(argv)
-    plumbing.configure_devices(cpu_only=True)
+    tf_setup.configure_devices(cpu_only=True)
     params = random_vgg19()
     content, style = load(args.content, args.size), load(args.style, args.size)
     results = {}

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import alexnet_files
 import alexnet_finetune
 import alexnet_forward
-import plumbing
+import tf_setup
 from conftest import PROJECT, ctrl_c_when, run_script, start_script
 from tests.standins import alexnet_weights, write_py2_alexnet_npy
 
@@ -43,16 +44,16 @@ def pets(tmp_path_factory):
 
 
 def test_only_the_train_layers_change(pets):
-    weights = alexnet_forward.load_weights(pets / "bvlc_alexnet.npy")
+    weights = alexnet_files.load_weights(pets / "bvlc_alexnet.npy")
     net = alexnet_finetune.build_graph(weights, ["fc7", "fc8"], 1e-2, seed=0)
     names = sorted(v.op.name for v in net.opt_vars)
     assert names == ["fc7/biases", "fc7/weights", "fc8b", "fc8w"]
     files = sorted((pets / "trainDir").iterdir())[:8]
     feed = {net.x: alexnet_finetune.load_batch(files),
-            net.y: alexnet_finetune.one_hot(np.array([alexnet_finetune.label_of(f.name)
+            net.y: alexnet_finetune.one_hot(np.array([alexnet_finetune.class_of(f.name)
                                                        for f in files])),
             net.keep_prob: alexnet_finetune.KEEP_PROB}
-    with plumbing.new_session(net.graph) as sess:
+    with tf_setup.new_session(net.graph) as sess:
         sess.run(net.initializer)
         alexnet_forward.load_params(sess, {k: v for k, v in net.params.items()
                                            if k in net.pretrained}, weights)
@@ -67,10 +68,10 @@ def test_only_the_train_layers_change(pets):
 
 
 def test_dropout_is_on_in_training_and_off_in_evaluation(pets):
-    weights = alexnet_forward.load_weights(pets / "bvlc_alexnet.npy")
+    weights = alexnet_files.load_weights(pets / "bvlc_alexnet.npy")
     net = alexnet_finetune.build_graph(weights, ["fc8"], 1e-3, seed=0)
     batch = alexnet_finetune.load_batch(sorted((pets / "trainDir").iterdir())[:4])
-    with plumbing.new_session(net.graph) as sess:
+    with tf_setup.new_session(net.graph) as sess:
         sess.run(net.initializer)
         alexnet_forward.load_params(sess, {k: v for k, v in net.params.items()
                                            if k in net.pretrained}, weights)

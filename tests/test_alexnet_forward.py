@@ -8,8 +8,10 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
+import alexnet_files
 import alexnet_forward
-import plumbing
+import gradcam
+import tf_setup
 from conftest import PROJECT, run_script
 from plumbing import UserError
 from tests.standins import (alexnet_weights, caffe_classes_text, npy_header_2016,
@@ -33,7 +35,7 @@ def standin(tmp_path_factory):
 
 def test_the_python2_file_loads_with_every_layer(standin):
     folder, weights = standin
-    loaded = alexnet_forward.load_weights(folder / "bvlc_alexnet.npy")
+    loaded = alexnet_files.load_weights(folder / "bvlc_alexnet.npy")
     assert list(loaded) == list(alexnet_forward.LAYERS)
     for layer, (kernel, bias) in weights.items():
         np.testing.assert_array_equal(loaded[layer][0], kernel)
@@ -43,7 +45,7 @@ def test_the_python2_file_loads_with_every_layer(standin):
 def test_a_python3_np_save_dict_loads_too(tmp_path):
     weights = alexnet_weights(seed=2)
     np.save(tmp_path / "w.npy", {k: list(v) for k, v in weights.items()}, allow_pickle=True)
-    loaded = alexnet_forward.load_weights(tmp_path / "w.npy")
+    loaded = alexnet_files.load_weights(tmp_path / "w.npy")
     np.testing.assert_array_equal(loaded["fc8"][0], weights["fc8"][0])
 
 
@@ -52,7 +54,7 @@ def test_a_missing_layer_is_named(tmp_path):
     del weights["fc7"]
     write_py2_alexnet_npy(tmp_path / "w.npy", weights)
     with pytest.raises(UserError, match="has no layer fc7"):
-        alexnet_forward.load_weights(tmp_path / "w.npy")
+        alexnet_files.load_weights(tmp_path / "w.npy")
 
 
 def test_a_wrong_shape_is_named(tmp_path):
@@ -60,7 +62,7 @@ def test_a_wrong_shape_is_named(tmp_path):
     weights["conv4"] = (np.zeros((3, 3, 6, 6), np.float32), weights["conv4"][1])  # no groups
     write_py2_alexnet_npy(tmp_path / "w.npy", weights)
     with pytest.raises(UserError, match=r"layer conv4 has weights \(3, 3, 6, 6\).*\(3, 3, 3, 6\)"):
-        alexnet_forward.load_weights(tmp_path / "w.npy")
+        alexnet_files.load_weights(tmp_path / "w.npy")
 
 
 @pytest.mark.parametrize("content, message", [
@@ -78,7 +80,7 @@ def test_files_that_are_not_the_weights(tmp_path, content, message):
     else:
         path.write_bytes(b"<html>404 Not Found</html>")
     with pytest.raises(UserError, match=message):
-        alexnet_forward.load_weights(path)
+        alexnet_files.load_weights(path)
 
 
 class RunsCode:
@@ -94,19 +96,19 @@ def test_a_weights_file_that_would_run_code_is_refused(tmp_path):
     payload = pickle.dumps(np.array({"conv1": RunsCode(str(marker))}, dtype=object), protocol=2)
     (tmp_path / "evil.npy").write_bytes(npy_header_2016() + payload)
     with pytest.raises(UserError, match="refusing io.open"):
-        alexnet_forward.load_weights(tmp_path / "evil.npy")
+        alexnet_files.load_weights(tmp_path / "evil.npy")
     assert not marker.exists()
 
 
 def test_caffe_classes_is_read_without_running_it(standin):
     folder, _ = standin
-    names = alexnet_forward.read_class_names(folder / "caffe_classes.py")
+    names = alexnet_files.read_class_names(folder / "caffe_classes.py")
     assert names == NAMES and len(names) == 1000
 
 
 def test_a_plain_text_file_of_names(tmp_path):
     (tmp_path / "names.txt").write_text("tench, Tinca tinca\n\ngoldfish\n")
-    assert alexnet_forward.read_class_names(tmp_path / "names.txt") == ["tench, Tinca tinca",
+    assert alexnet_files.read_class_names(tmp_path / "names.txt") == ["tench, Tinca tinca",
                                                                          "goldfish"]
 
 
@@ -120,7 +122,7 @@ def test_a_classes_file_with_code_is_rejected_not_run(tmp_path, source):
     marker = tmp_path / "code-ran"
     (tmp_path / "caffe_classes.py").write_text(source.format(marker=marker))
     try:
-        names = alexnet_forward.read_class_names(tmp_path / "caffe_classes.py")
+        names = alexnet_files.read_class_names(tmp_path / "caffe_classes.py")
     except UserError as error:
         assert "read, never run" in str(error)
     else:
@@ -204,7 +206,7 @@ def test_grad_cam_matches_numpy(standin):
     rng = np.random.default_rng(6)
     images = (rng.random((2, 227, 227, 3)) * 255 - 120).astype(np.float32)
     net = alexnet_forward.build_classifier(weights, with_cam=True)
-    with plumbing.new_session(net.graph) as session:
+    with tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
         alexnet_forward.load_params(session, net.params, weights)
         top, cams = session.run([net.chosen, net.cam], {net.x: images})
@@ -221,7 +223,7 @@ def test_grad_cam_matches_numpy(standin):
 def tensorflow_alexnet(weights, images):
     net = alexnet_forward.build_classifier(weights)
     logits = net.graph.get_tensor_by_name("xw_plus_b:0")
-    with plumbing.new_session(net.graph) as session:
+    with tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
         alexnet_forward.load_params(session, net.params, weights)
         return session.run([logits, net.prob], {net.x: images}), net.graph
@@ -359,6 +361,6 @@ def test_cam_mistakes_are_one_line(standin, tmp_path, capsys, option, value, wor
 
 def test_cam_class_takes_a_synonym():
     names = ["tabby, tabby cat", "tiger cat", "jack-o'-lantern"]
-    assert plumbing.class_index(names, "Tabby Cat") == 0
-    assert plumbing.class_index(names, "tiger") == 1
-    assert plumbing.class_index(names, "lantern") == 2
+    assert gradcam.class_index(names, "Tabby Cat") == 0
+    assert gradcam.class_index(names, "tiger") == 1
+    assert gradcam.class_index(names, "lantern") == 2

@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 import classify_image
-import plumbing
+import downloads
+import gradcam
+import tf_setup
 from conftest import PROJECT, run_script
 from tests.standins import (DEFAULT_LABELS, inception_graph_def, numpy_inception,
                             pack_inception_tarball, tiny_jpeg, write_inception_files)
@@ -76,7 +78,7 @@ def test_forward_pass_matches_numpy(tmp_path):
     graph_def, weights = inception_graph_def(channels=6, seed=3)
     (tmp_path / "g.pb").write_bytes(graph_def.SerializeToString())
     graph = classify_image.create_graph(tmp_path / "g.pb")
-    with plumbing.new_session(graph) as session:
+    with tf_setup.new_session(graph) as session:
         for colour in [(200, 30, 60), (10, 240, 128), (128, 128, 128)]:
             data = tiny_jpeg(colour, size=(64, 48))
             decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[10, 10]
@@ -149,7 +151,7 @@ def serve_tarball(tmp_path, file_server, monkeypatch):
     write_inception_files(members)
     tarball = pack_inception_tarball(members, tmp_path / "inception.tgz")
     file_server.files["/inception.tgz"] = tarball.read_bytes()
-    monkeypatch.setattr(classify_image, "INCEPTION_TARBALL", plumbing.RemoteFile(
+    monkeypatch.setattr(classify_image, "INCEPTION_TARBALL", downloads.RemoteFile(
         "inception-2015-12-05.tgz", (file_server.url("/inception.tgz"),),
         size=tarball.stat().st_size))
     pin_members_of(members, monkeypatch)
@@ -159,16 +161,29 @@ def serve_tarball(tmp_path, file_server, monkeypatch):
 def pin_members_of(members, monkeypatch):
     """Pin the stand-in's graph and label map, as the real ones are pinned."""
     monkeypatch.setattr(classify_image, "PINNED_MEMBERS", tuple(
-        plumbing.RemoteFile(name, (), (members / name).stat().st_size,
+        downloads.RemoteFile(name, (), (members / name).stat().st_size,
                             md5=hashlib.md5((members / name).read_bytes()).hexdigest())
         for name in (classify_image.GRAPH_FILE, classify_image.LABEL_MAP_FILE)))
 
 
-def test_the_real_graph_and_label_map_are_pinned():
-    pinned = {member.name: member for member in classify_image.PINNED_MEMBERS}
-    assert pinned[classify_image.GRAPH_FILE].md5 == "e6bb154e85f5d4331c22abcddb5dcf31"
-    assert pinned[classify_image.GRAPH_FILE].size == 95673916
-    assert classify_image.INCEPTION_TARBALL.urls[0].startswith("https://")
+def test_without_the_real_graph_the_real_pins_refuse_the_tarball(tmp_path, capsys):
+    """The pins in force are the real graph's: a stand-in tarball, right in every other way,
+    is refused for its graph (and its label map is never trusted either)."""
+    members = tmp_path / "members"
+    write_inception_files(members)
+    model = tmp_path / "model"
+    model.mkdir()
+    pack_inception_tarball(members, model / "inception-2015-12-05.tgz")
+    assert classify_image.main(["--model_dir", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert f"holds a {classify_image.GRAPH_FILE} of" in err and "is not the 2015 graph" in err
+    assert [p.name for p in model.iterdir()] == ["inception-2015-12-05.tgz"]
+
+
+def test_data_readme_gives_the_pins_in_force():
+    readme = (PROJECT / "data" / "README.md").read_text()
+    for member in classify_image.PINNED_MEMBERS:
+        assert f"{member.size:,} | md5 `{member.md5}`" in readme, member.name
 
 
 def test_a_tarball_whose_graph_is_not_the_pinned_one_is_refused_and_nothing_kept(
@@ -195,16 +210,16 @@ def test_an_extraction_cut_short_leaves_nothing_a_rerun_would_trust(tmp_path, mo
     model = tmp_path / "model"
     model.mkdir()
     pack_inception_tarball(members, model / "inception-2015-12-05.tgz")
-    real_extract = plumbing.extract_archive
+    real_extract = downloads.extract_archive
 
     def cut(archive, directory):
         (Path(directory) / classify_image.GRAPH_FILE).write_bytes(b"half a gra")
         raise KeyboardInterrupt  # Ctrl-C, a crash or a full disk half-way
 
-    monkeypatch.setattr(plumbing, "extract_archive", cut)
+    monkeypatch.setattr(downloads, "extract_archive", cut)
     assert classify_image.main(["--model_dir", str(model)]) == 130
     assert [p.name for p in model.iterdir()] == ["inception-2015-12-05.tgz"]
-    monkeypatch.setattr(plumbing, "extract_archive", real_extract)
+    monkeypatch.setattr(downloads, "extract_archive", real_extract)
     assert classify_image.main(["--model_dir", str(model)]) == 0
     assert len(LINE.findall(capsys.readouterr().out)) == 5
 
@@ -299,7 +314,7 @@ def red_patch_photo(path, box, size=(320, 240)):
 def heat_of(session, graph, cam, path):
     _, _, heatmap = classify_image.run_inference_on_image(
         session, classify_image.jpeg_bytes(path), cam)
-    return plumbing.upsampled(heatmap, Image.open(path).size)
+    return gradcam.upsampled(heatmap, Image.open(path).size)
 
 
 def test_the_heatmap_lies_where_the_evidence_is_and_follows_it(tmp_path):
@@ -307,7 +322,7 @@ def test_the_heatmap_lies_where_the_evidence_is_and_follows_it(tmp_path):
     graph = classify_image.create_graph(model / classify_image.GRAPH_FILE)
     cam = (*classify_image.add_grad_cam(graph), None)
     boxes = {"top left": (30, 20, 110, 90), "bottom right": (210, 150, 290, 220)}
-    with plumbing.new_session(graph) as session:
+    with tf_setup.new_session(graph) as session:
         heats = {where: heat_of(session, graph, cam,
                                 red_patch_photo(tmp_path / f"{where}.jpg", box))
                  for where, box in boxes.items()}

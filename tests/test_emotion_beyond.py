@@ -7,12 +7,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from checkpoints import CheckpointFolder
 from conftest import PROJECT, run_script, write_book_layout, write_face_csv
 
 import emotion_cnn
 import emotion_test
 import EmotionUtils
-import plumbing
+import tf_setup
 
 
 def faces_and_labels(count, seed):
@@ -28,8 +29,8 @@ def settings(augment=False, augment_seed=0):
 
 @pytest.fixture(scope="module", params=["book", "vgg"])
 def model_and_session(request):
-    net = emotion_cnn.build_graph(seed=1, model=request.param)
-    with plumbing.new_session(net.graph) as session:
+    net = emotion_cnn.build_training_graph(seed=1, model=request.param)
+    with tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
         yield net, session
 
@@ -45,7 +46,7 @@ def test_parameter_counts_and_the_tensors_the_other_scripts_feed(model_and_sessi
                 # bias), gamma and beta of their 7 batch norms, fc 2304-256 and 256-7
                 "vgg": 9 * (32 + 32 * 64 + 64 * 64 + 64 * 128 + 128 * 128 + 128 * 256 + 256 * 256)
                 + 2 * (32 + 64 * 2 + 128 * 2 + 256 * 2) + 2304 * 256 + 256 + 256 * 7 + 7}
-    assert emotion_cnn.count_parameters(net) == expected[net.model]
+    assert tf_setup.count_weights(net.variables) == expected[net.model]
     assert net.graph.get_tensor_by_name("input:0").shape.as_list() == [None, 48, 48, 1]
     assert net.graph.get_tensor_by_name("output:0").shape.as_list() == [None, 7]
 
@@ -64,11 +65,11 @@ def test_feeding_the_input_alone_gives_the_deterministic_network(model_and_sessi
 
 
 def test_a_training_step_updates_the_batch_norm_averages():
-    net = emotion_cnn.build_graph(seed=1, model="vgg")
+    net = emotion_cnn.build_training_graph(seed=1, model="vgg")
     average = next(v for v in net.graph.get_collection("variables")
                    if v.op.name == "vgg/conv1a/moving_mean")
     faces, labels = faces_and_labels(16, 1)
-    with plumbing.new_session(net.graph) as session:
+    with tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
         session.run(net.output_pred, {net.input_dataset: faces})
         assert not session.run(average).any()  # inference leaves them alone
@@ -77,12 +78,12 @@ def test_a_training_step_updates_the_batch_norm_averages():
 
 
 def test_cosine_schedule_falls_from_the_books_rate_to_zero():
-    net = emotion_cnn.build_graph(schedule="cosine", iterations=100)
-    with plumbing.new_session(net.graph) as session:
+    net = emotion_cnn.build_training_graph(schedule="cosine", iterations=100)
+    with tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
         rates = []
         for step in (0, 50, 100):
-            plumbing.load_variable(session, net.global_step, step)
+            tf_setup.load_variable(session, net.global_step, step)
             rates.append(session.run(net.learning_rate))
     np.testing.assert_allclose(rates, [1e-3, 5e-4, 0], atol=1e-9)
 
@@ -189,8 +190,8 @@ def test_the_best_checkpoint_is_kept_and_tested(stopped_early):
     assert kept.endswith(f"model.ckpt-{np.argmin(losses) * 5}")
     net = emotion_cnn.build_graph()
     data = EmotionUtils.read_data(root / "data", verbose=False)
-    with plumbing.new_session(net.graph) as session:
-        emotion_cnn.restore_latest(session, net, best)
+    with tf_setup.new_session(net.graph) as session:
+        CheckpointFolder(best, net.saver, "--logs-dir").restore(session)
         loss, _ = emotion_cnn.evaluate(session, net, data.valid_images, data.valid_labels)
     assert loss == pytest.approx(min(losses), abs=2e-6)
     tested = run_script(PROJECT / "emotion_cnn.py", "--data-dir", root / "data", "--logs-dir",

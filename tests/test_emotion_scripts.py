@@ -8,7 +8,7 @@ from PIL import Image
 
 import emotion_cnn
 import emotion_test
-import plumbing
+import tf_setup
 from conftest import PROJECT, ctrl_c_when, run_script, start_script, write_book_layout
 
 SEVEN_LINES = re.compile(r"^(anger|disgust|fear|happy|sad|surprise|neutral) = ([0-9.]+)%$",
@@ -22,14 +22,14 @@ SEVEN_LINES = re.compile(r"^(anger|disgust|fear|happy|sad|surprise|neutral) = ([
 @pytest.fixture(scope="module")
 def net_and_session():
     net = emotion_cnn.build_graph(seed=1)
-    with plumbing.new_session(net.graph) as session:
+    with tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
         yield net, session
 
 
 def test_parameter_count_and_the_books_names(net_and_session):
     net, _ = net_and_session
-    assert emotion_cnn.count_parameters(net) == 2_380_679
+    assert tf_setup.count_weights(net.variables) == 2_380_679
     names = {v.op.name: v.get_shape().as_list() for v in net.graph.get_collection("variables")}
     assert names["W_conv1"] == [5, 5, 1, 32] and names["W_fc1"] == [9216, 256]
     assert names["Variable"] == [] and "W_conv1/Adam" in names and "beta1_power" in names
@@ -301,7 +301,7 @@ def test_grad_cam_looks_at_h_pool2_and_comes_from_the_prediction_run(trained):
     root, _ = trained
     checkpoint = emotion_test.latest_checkpoint(root / "logs")
     graph = tf.Graph()
-    with graph.as_default(), plumbing.new_session(graph) as session:
+    with graph.as_default(), tf_setup.new_session(graph) as session:
         x, y_conv = emotion_test.restore(session, checkpoint)
         assert emotion_test.last_feature_maps(y_conv).shape.as_list() == [None, 12, 12, 64]
         heatmap = emotion_test.add_grad_cam(y_conv)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import lenet_mnist
+import mnist_data
 from conftest import PROJECT, ctrl_c_when, run_script, start_script, write_mnist
 
 EPOCH_LINE = re.compile(r"^(\d+) ([0-9.]+)  validation accuracy ([0-9.]+)  loss ([0-9.]+)",
@@ -131,8 +132,8 @@ def test_an_existing_plot_is_refused_before_training(tmp_path, mnist_dir):
 def test_offline_with_no_data_says_which_file_to_put_where(tmp_path, monkeypatch, capsys,
                                                            closed_port_url):
     remotes = {key: remote.__class__(remote.name, (closed_port_url,), remote.size, remote.md5)
-               for key, remote in lenet_mnist.MNIST_FILES.items()}
-    monkeypatch.setattr(lenet_mnist, "MNIST_FILES", remotes)
+               for key, remote in mnist_data.MNIST_FILES.items()}
+    monkeypatch.setattr(mnist_data, "MNIST_FILES", remotes)
     code = lenet_mnist.main(["--data-dir", str(tmp_path / "empty"), "--dry-run"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
@@ -156,8 +157,8 @@ def test_plot_inside_shows_the_kernels_and_each_layers_maps(tmp_path, mnist_dir)
 
 def test_the_inside_views_are_the_graphs_own_tensors(mnist_dir):
     net = lenet_mnist.build_graph(seed=1)
-    test = lenet_mnist.load_mnist(mnist_dir, 100).test
-    with lenet_mnist.plumbing.new_session(net.graph) as session:
+    test = mnist_data.read_data_sets(mnist_dir, 100).test
+    with lenet_mnist.tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
         views = lenet_mnist.inside_views(session, net, test, 5)
     maps = [tuple(t.shape.as_list()[1:]) for t in net.feature_maps]

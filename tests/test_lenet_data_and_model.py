@@ -6,8 +6,10 @@ import hashlib
 import numpy as np
 import pytest
 
+import downloads
 import lenet_mnist
-import plumbing
+import mnist_data
+import tf_setup
 from conftest import MNIST_NAMES, idx_bytes, write_idx, write_mnist
 from plumbing import UserError
 
@@ -15,9 +17,9 @@ from plumbing import UserError
 def test_reader_returns_the_header_shape(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
     path = write_idx(tmp_path / "i.gz", images, 2051)
-    np.testing.assert_array_equal(lenet_mnist.read_images(path), images)
+    np.testing.assert_array_equal(mnist_data.read_images(path), images)
     labels = np.array([7, 2, 1, 0, 4], np.uint8)
-    np.testing.assert_array_equal(lenet_mnist.read_labels(write_idx(tmp_path / "l.gz", labels,
+    np.testing.assert_array_equal(mnist_data.read_labels(write_idx(tmp_path / "l.gz", labels,
                                                                      2049)), labels)
 
 
@@ -41,7 +43,7 @@ GOOD = idx_bytes(np.zeros((3, 28, 28), np.uint8), 2051)
 def test_reader_names_the_file_and_the_problem(tmp_path, raw, message):
     path = corrupt(tmp_path, raw)
     with pytest.raises(UserError) as error:
-        lenet_mnist.read_images(path)
+        mnist_data.read_images(path)
     assert str(path) in str(error.value) and message in str(error.value)
 
 
@@ -49,25 +51,25 @@ def test_reader_rejects_a_file_that_is_not_gzip(tmp_path):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(GOOD)
     with pytest.raises(UserError, match="not a readable gzip file"):
-        lenet_mnist.read_images(path)
+        mnist_data.read_images(path)
 
 
 def test_reader_rejects_a_truncated_download(tmp_path):
     path = tmp_path / "t.gz"
     path.write_bytes(gzip.compress(GOOD)[:-20])
     with pytest.raises(UserError, match="not a readable gzip file"):
-        lenet_mnist.read_images(path)
+        mnist_data.read_images(path)
 
 
 def test_labels_must_be_digits(tmp_path):
     path = write_idx(tmp_path / "l.gz", np.array([3, 10], np.uint8), 2049)
     with pytest.raises(UserError, match="label 10 is not a digit"):
-        lenet_mnist.read_labels(path)
+        mnist_data.read_labels(path)
 
 
 def test_split_and_one_hot_as_the_books_input_data(tmp_path):
     directory = write_mnist(tmp_path / "mnist", train_count=600, test_count=50)
-    mnist = lenet_mnist.load_mnist(directory, validation_size=100)
+    mnist = mnist_data.read_data_sets(directory, validation_size=100)
     assert mnist.train.images.shape == (500, 28, 28, 1)
     assert mnist.validation.images.shape == (100, 28, 28, 1)
     assert mnist.test.labels.shape == (50, 10)
@@ -82,19 +84,19 @@ def test_image_and_label_counts_must_agree(tmp_path):
     directory = write_mnist(tmp_path / "mnist", train_count=600, test_count=50)
     write_idx(directory / MNIST_NAMES[3], np.zeros(49, np.uint8), 2049)
     with pytest.raises(UserError, match="50 images but 49 labels"):
-        lenet_mnist.load_mnist(directory, validation_size=100)
+        mnist_data.read_data_sets(directory, validation_size=100)
 
 
 def test_missing_files_are_downloaded_and_verified(tmp_path, monkeypatch, file_server):
     source = write_mnist(tmp_path / "source", train_count=600, test_count=50)
     remotes = {}
-    for key, name in zip(lenet_mnist.MNIST_FILES, MNIST_NAMES):
+    for key, name in zip(mnist_data.MNIST_FILES, MNIST_NAMES):
         data = (source / name).read_bytes()
         file_server.files["/" + name] = data
-        remotes[key] = plumbing.RemoteFile(name, (file_server.url("/" + name),), len(data),
+        remotes[key] = downloads.RemoteFile(name, (file_server.url("/" + name),), len(data),
                                            md5=hashlib.md5(data).hexdigest())
-    monkeypatch.setattr(lenet_mnist, "MNIST_FILES", remotes)
-    mnist = lenet_mnist.load_mnist(tmp_path / "data", validation_size=100)
+    monkeypatch.setattr(mnist_data, "MNIST_FILES", remotes)
+    mnist = mnist_data.read_data_sets(tmp_path / "data", validation_size=100)
     assert len(mnist.train.images) == 500
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == sorted(MNIST_NAMES)
 
@@ -106,14 +108,14 @@ def test_missing_files_are_downloaded_and_verified(tmp_path, monkeypatch, file_s
 @pytest.fixture(scope="module")
 def net_and_session():
     net = lenet_mnist.build_graph(seed=1)
-    with plumbing.new_session(net.graph) as session:
+    with tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
         yield net, session
 
 
 def test_weight_count_is_the_books(net_and_session):
     net, _ = net_and_session
-    assert lenet_mnist.count_weights(net) == 1_378_698
+    assert tf_setup.count_weights(net.weights) == 1_378_698
     assert [v.get_shape().as_list() for v in net.weights] == [
         [3, 3, 1, 32], [3, 3, 32, 64], [3, 3, 64, 128], [2048, 625], [625, 10]]
 

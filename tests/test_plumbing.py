@@ -13,9 +13,13 @@ import zipfile
 
 import pytest
 
+import downloads
+import image_io
 import plumbing
+import tf_setup
 from conftest import PROJECT
-from plumbing import RemoteFile, UserError
+from downloads import RemoteFile
+from plumbing import UserError
 
 PAYLOAD = os.urandom(300_000)  # several chunks, so a dropped connection happens mid-file
 
@@ -33,7 +37,7 @@ def leftovers(directory):
 
 def test_download_good_file(tmp_path, file_server):
     file_server.files["/w.bin"] = PAYLOAD
-    path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path / "d", quiet=True)
+    path = downloads.fetch(remote_for([file_server.url("/w.bin")]), tmp_path / "d", quiet=True)
     assert path.read_bytes() == PAYLOAD
     assert leftovers(tmp_path / "d") == ["weights.bin"]
 
@@ -42,7 +46,7 @@ def test_download_with_wrong_checksum_leaves_nothing(tmp_path, file_server):
     file_server.files["/w.bin"] = PAYLOAD
     remote = remote_for([file_server.url("/w.bin")], sha256="0" * 64)
     with pytest.raises(UserError) as error:
-        plumbing.fetch(remote, tmp_path, quiet=True)
+        downloads.fetch(remote, tmp_path, quiet=True)
     message = str(error.value)
     assert "sha256" in message and str(tmp_path / "weights.bin") in message
     assert "\n" not in message
@@ -53,7 +57,7 @@ def test_server_gone_mid_file_leaves_no_partial_file(tmp_path, file_server):
     file_server.files["/w.bin"] = PAYLOAD
     file_server.behaviour["/w.bin"] = "drop"  # every time, so every continuation fails too
     with pytest.raises(UserError) as error:
-        plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
+        downloads.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
     assert "weights.bin" in str(error.value)
     assert leftovers(tmp_path) == []
     half, quarter = len(PAYLOAD) // 2, len(PAYLOAD) // 4
@@ -65,7 +69,7 @@ def test_a_connection_cut_mid_file_is_continued_in_the_same_run(tmp_path, file_s
     """With Range support the rest is appended; without it the whole file comes again."""
     file_server.files["/w.bin"] = PAYLOAD
     file_server.behaviour["/w.bin"] = behaviour
-    path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
+    path = downloads.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
     assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
     assert file_server.ranges == [None, f"bytes={len(PAYLOAD) // 2}-"]
 
@@ -88,12 +92,12 @@ def test_a_full_disk_is_said_once_and_not_retried_as_a_lost_connection(tmp_path,
         def __exit__(self, *exception):
             self.stream.close()
 
-    monkeypatch.setattr(plumbing, "open", lambda path, mode="r", *args, **kwargs: (
+    monkeypatch.setattr(downloads, "open", lambda path, mode="r", *args, **kwargs: (
         FullDisk(real_open(path, mode, *args, **kwargs)) if "b" in mode and "w" in mode or
         "a" in mode else real_open(path, mode, *args, **kwargs)), raising=False)
     with pytest.raises(UserError, match=r"cannot write weights.bin into .*No space left on "
                                         r"device.*make room there"):
-        plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
+        downloads.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
     assert len(file_server.requests) == 1
     assert leftovers(tmp_path) == []
 
@@ -102,7 +106,7 @@ def test_size_is_checked_when_no_checksum_is_known(tmp_path, file_server):
     file_server.files["/w.bin"] = PAYLOAD
     remote = remote_for([file_server.url("/w.bin")], size=len(PAYLOAD) + 1, md5=None, sha256=None)
     with pytest.raises(UserError, match="bytes"):
-        plumbing.fetch(remote, tmp_path, quiet=True)
+        downloads.fetch(remote, tmp_path, quiet=True)
     assert leftovers(tmp_path) == []
 
 
@@ -111,7 +115,7 @@ def test_mirrors_are_tried_in_turn(tmp_path, file_server, closed_port_url):
     file_server.files["/bad/w.bin"] = b"not the file"
     urls = [closed_port_url, file_server.url("/missing/w.bin"), file_server.url("/bad/w.bin"),
             file_server.url("/good/w.bin")]
-    path = plumbing.fetch(remote_for(urls), tmp_path, quiet=True)
+    path = downloads.fetch(remote_for(urls), tmp_path, quiet=True)
     assert path.read_bytes() == PAYLOAD
     assert file_server.requests == ["/missing/w.bin", "/bad/w.bin", "/good/w.bin"]
 
@@ -119,7 +123,7 @@ def test_mirrors_are_tried_in_turn(tmp_path, file_server, closed_port_url):
 def test_offline_says_which_file_to_put_where(tmp_path, closed_port_url):
     remote = remote_for([closed_port_url])
     with pytest.raises(UserError) as error:
-        plumbing.fetch(remote, tmp_path / "data", quiet=True)
+        downloads.fetch(remote, tmp_path / "data", quiet=True)
     message = str(error.value)
     assert message.startswith("could not download weights.bin")
     assert f"put the file at {tmp_path / 'data' / 'weights.bin'}" in message
@@ -128,7 +132,7 @@ def test_offline_says_which_file_to_put_where(tmp_path, closed_port_url):
 
 def test_an_existing_file_is_used_and_never_replaced(tmp_path, file_server):
     (tmp_path / "weights.bin").write_bytes(b"the user's own copy")
-    path = plumbing.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
+    path = downloads.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
     assert path.read_bytes() == b"the user's own copy"
     assert file_server.requests == []
 
@@ -163,7 +167,7 @@ def make_tar(path, members):
 
 def test_extract_tgz(tmp_path):
     archive = make_tar(tmp_path / "a.tgz", {"model.pb": b"graph", "labels/x.txt": b"x"})
-    plumbing.extract_archive(archive, tmp_path / "out")
+    downloads.extract_archive(archive, tmp_path / "out")
     assert (tmp_path / "out" / "model.pb").read_bytes() == b"graph"
     assert (tmp_path / "out" / "labels" / "x.txt").read_bytes() == b"x"
 
@@ -173,7 +177,7 @@ def test_extract_tgz(tmp_path):
 def test_tar_member_outside_the_folder_is_refused(tmp_path, evil):
     archive = make_tar(tmp_path / "a.tgz", {"fine.txt": b"x", evil: b"boom"})
     with pytest.raises(UserError, match="unsafe member"):
-        plumbing.extract_archive(archive, tmp_path / "out")
+        downloads.extract_archive(archive, tmp_path / "out")
     assert not (tmp_path / "escaped.txt").exists()
     assert leftovers(tmp_path / "out") == []  # refused whole, before anything was written
 
@@ -185,7 +189,7 @@ def test_tar_link_pointing_outside_is_refused(tmp_path):
         link.type, link.linkname = tarfile.SYMTYPE, "../../etc/passwd"
         bundle.addfile(link)
     with pytest.raises(UserError, match="innocent"):
-        plumbing.extract_archive(archive, tmp_path / "out")
+        downloads.extract_archive(archive, tmp_path / "out")
 
 
 def test_zip_member_outside_the_folder_is_refused(tmp_path):
@@ -193,14 +197,14 @@ def test_zip_member_outside_the_folder_is_refused(tmp_path):
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr("../escaped.txt", "boom")
     with pytest.raises(UserError, match="outside"):
-        plumbing.extract_archive(archive, tmp_path / "out")
+        downloads.extract_archive(archive, tmp_path / "out")
     assert not (tmp_path / "escaped.txt").exists()
 
 
 def test_not_an_archive(tmp_path):
     (tmp_path / "a.tgz").write_bytes(b"plain text, no archive")
     with pytest.raises(UserError, match="not a readable archive"):
-        plumbing.extract_archive(tmp_path / "a.tgz", tmp_path / "out")
+        downloads.extract_archive(tmp_path / "a.tgz", tmp_path / "out")
 
 
 def test_atomic_output_leaves_nothing_when_writing_fails(tmp_path):
@@ -274,19 +278,19 @@ def test_open_rgb_makes_every_mode_upright_8_bit_rgb(tmp_path):
     exif[0x0112] = 8  # rotate 90 degrees counter-clockwise to view
     base.save(tmp_path / "rotated.jpg", exif=exif)
     for name in [*cases, "rotated.jpg"]:
-        image = plumbing.open_rgb(tmp_path / name)
+        image = image_io.open_rgb(tmp_path / name)
         assert image.mode == "RGB"
         assert image.size == ((20, 30) if name == "rotated.jpg" else (30, 20)), name
-    assert plumbing.open_rgb(tmp_path / "clear.png").getpixel((0, 0)) == (255, 255, 255)
-    assert plumbing.open_rgb(tmp_path / "deep.png").getpixel((0, 0))[0] == round(40000 / 257)
+    assert image_io.open_rgb(tmp_path / "clear.png").getpixel((0, 0)) == (255, 255, 255)
+    assert image_io.open_rgb(tmp_path / "deep.png").getpixel((0, 0))[0] == round(40000 / 257)
 
 
 def test_open_rgb_names_a_file_that_is_not_an_image(tmp_path):
     (tmp_path / "notes.png").write_text("hello")
     with pytest.raises(UserError, match="notes.png is not an image"):
-        plumbing.open_rgb(tmp_path / "notes.png")
+        image_io.open_rgb(tmp_path / "notes.png")
     with pytest.raises(UserError, match="does not exist"):
-        plumbing.open_rgb(tmp_path / "missing.png")
+        image_io.open_rgb(tmp_path / "missing.png")
 
 
 def test_load_variable_works_outside_the_sessions_context():
@@ -297,10 +301,10 @@ def test_load_variable_works_outside_the_sessions_context():
         variable = tf.Variable(tf.zeros([2, 3]))
         initializer = tf.global_variables_initializer()
     graph.finalize()
-    session = plumbing.new_session(graph)
+    session = tf_setup.new_session(graph)
     try:
         session.run(initializer)
-        plumbing.load_variable(session, variable, np.ones((2, 3), np.float32))
+        tf_setup.load_variable(session, variable, np.ones((2, 3), np.float32))
         assert session.run(variable).sum() == 6
     finally:
         session.close()
@@ -335,10 +339,10 @@ def test_ctrl_c_ignored_on_purpose_stays_ignored():
 
 def test_make_deterministic_seeds_numpy_and_asks_for_deterministic_kernels():
     # In a process of its own: op determinism cannot be switched off again.
-    probe = ("import numpy as np, plumbing\n"
+    probe = ("import numpy as np, tf_setup\n"
              "from tensorflow.python.framework import config\n"
-             "plumbing.make_deterministic(3); first = np.random.rand(3)\n"
-             "plumbing.make_deterministic(3); again = np.random.rand(3)\n"
+             "tf_setup.make_deterministic(3); first = np.random.rand(3)\n"
+             "tf_setup.make_deterministic(3); again = np.random.rand(3)\n"
              "print(np.array_equal(first, again), config.is_op_determinism_enabled())\n")
     result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True,
                             text=True, timeout=120)

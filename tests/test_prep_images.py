@@ -1,7 +1,6 @@
 """prep_images.py on generated photos of every mode, a corrupt file and a text file."""
 
 import csv
-import os
 import re
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def make_source(folder, corrupt=True):
 def test_every_mode_becomes_a_227_rgb_jpeg_and_sources_are_untouched(tmp_path):
     before = make_source(tmp_path / "src")
     result = run_script(PROJECT / "prep_images.py", tmp_path / "src", tmp_path / "out",
-                        "--test-count", "4", "--seed", "3")
+                        "--test-count", "4", "--seed", "3", "--workers", "2")
     assert result.returncode == 1, result.stderr  # one photo could not be read; the rest were
     assert re.search(r"^prep_images.py: error: .*dog.99.jpg is damaged or truncated",
                      result.stderr, re.MULTILINE)
@@ -66,13 +65,17 @@ def test_a_rerun_skips_finished_files_and_keeps_the_split(tmp_path):
     make_source(tmp_path / "src", corrupt=False)
     args = [str(tmp_path / "src"), str(tmp_path / "out"), "--test-count", "3", "--workers", "1"]
     assert prep_images.main(args) == 0
-    first = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.jpg")}
-    os.remove(next(iter(first)))
+    outputs = sorted((tmp_path / "out").rglob("*.jpg"))
+    # Each finished file is marked; a rerun that made it again would replace the mark.
+    for path in outputs:
+        path.write_bytes(b"finished")
+    outputs[0].unlink()
     assert prep_images.main(args) == 0
-    second = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.jpg")}
-    assert set(second) == set(first)
-    unchanged = [p for p in first if p in second and second[p] == first[p]]
-    assert len(unchanged) == len(first) - 1  # only the removed one was made again
+    assert sorted((tmp_path / "out").rglob("*.jpg")) == outputs
+    remade = [path for path in outputs if path.read_bytes() != b"finished"]
+    assert remade == [outputs[0]]  # only the removed one was made again
+    with Image.open(outputs[0]) as image:
+        assert image.size == (227, 227)
 
 
 def test_crop_keeps_the_aspect_ratio(tmp_path):
@@ -124,3 +127,12 @@ def test_a_rerun_with_other_source_files_is_refused(tmp_path, capsys):
     Image.new("RGB", (50, 50)).save(tmp_path / "src" / "cat.100.jpg")
     assert prep_images.main(args) == 1
     assert "other source files" in capsys.readouterr().err
+
+
+def test_workers_default_to_the_cpus_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(prep_images.os, "sched_getaffinity", lambda pid: {0, 3, 5},
+                        raising=False)
+    assert prep_images.usable_cpus() == 3
+    monkeypatch.delattr(prep_images.os, "sched_getaffinity")
+    monkeypatch.setattr(prep_images.os, "cpu_count", lambda: 6)
+    assert prep_images.usable_cpus() == 6

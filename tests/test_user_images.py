@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageFile
 
 import emotion_test
-import plumbing
+import image_io
 import style_transfer
 from conftest import PROJECT, run_script
 from image_corpus import BLUE, RED, bomb_png, write_broken, write_valid
@@ -53,13 +53,13 @@ def assert_each_broken_one_named(stderr, corpus, program):
 def test_every_valid_kind_opens_as_upright_8_bit_rgb(corpus):
     root, valid, _ = corpus
     for name, size in valid.items():
-        image = plumbing.open_rgb(root / "valid" / name)
+        image = image_io.open_rgb(root / "valid" / name)
         assert image.mode == "RGB" and image.size == size, name
-    alpha = plumbing.open_rgb(root / "valid" / "alpha.png")
+    alpha = image_io.open_rgb(root / "valid" / "alpha.png")
     assert alpha.getpixel((0, 0)) == (255, 255, 255) and alpha.getpixel((39, 0)) == BLUE
     for animation in ("animated.gif", "animated.png"):  # the first frame, not the last
-        assert plumbing.open_rgb(root / "valid" / animation).getpixel((39, 29)) == RED
-    rotated = np.asarray(plumbing.open_rgb(root / "valid" / "exif_rotated.jpg"), np.int32)
+        assert image_io.open_rgb(root / "valid" / animation).getpixel((39, 29)) == RED
+    rotated = np.asarray(image_io.open_rgb(root / "valid" / "exif_rotated.jpg"), np.int32)
     assert np.abs(rotated[5, 5] - RED).max() < 8 and np.abs(rotated[-5, 5] - BLUE).max() < 8
 
 
@@ -67,9 +67,23 @@ def test_every_broken_kind_is_refused_naming_the_file(corpus):
     root, _, broken = corpus
     for name, words in broken.items():
         with pytest.raises(UserError) as refusal:
-            plumbing.open_rgb(root / "broken" / name)
+            image_io.open_rgb(root / "broken" / name)
         assert str(refusal.value).startswith(str(root / "broken" / name)) and \
             words in str(refusal.value)
+
+
+@pytest.mark.parametrize("where, slip", [("_upright_rgb", AttributeError), ("open", TypeError)])
+def test_a_bug_in_the_decoding_code_is_a_traceback_not_a_damaged_photo(corpus, monkeypatch,
+                                                                      where, slip):
+    """Only what a decoder raises for a bad file is "damaged": a slip in the code that opens
+    or converts an image must show as itself, not blame every good photo."""
+    root, valid, _ = corpus
+
+    def broken(*args, **kwargs):
+        raise slip("a slip in the code, not in the photo")
+    monkeypatch.setattr(image_io if where == "_upright_rgb" else Image, where, broken)
+    with pytest.raises(slip):
+        image_io.open_rgb(root / "valid" / next(iter(valid)))
 
 
 def test_a_decompression_bomb_is_refused_from_its_header(corpus, monkeypatch):
@@ -77,7 +91,7 @@ def test_a_decompression_bomb_is_refused_from_its_header(corpus, monkeypatch):
     decoded = []
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
     with pytest.raises(UserError, match=r"1,600,000,000 pixels, over the limit of 268,435,456"):
-        plumbing.open_rgb(root / "broken" / "bomb.png")
+        image_io.open_rgb(root / "broken" / "bomb.png")
     assert decoded == []
     assert Image.MAX_IMAGE_PIXELS == 89478485  # Pillow's own guard is back in place
 
@@ -87,8 +101,8 @@ def test_a_decompression_bomb_costs_no_memory(corpus):
     root, _, _ = corpus
     # VmHWM, the process's peak resident memory; unlike ru_maxrss it does not carry over
     # the peak of the (large) pytest process this one was forked from.
-    probe = ("import re, sys, plumbing\n"
-             "try:\n    plumbing.open_rgb(sys.argv[1])\n"
+    probe = ("import re, sys, image_io, plumbing\n"
+             "try:\n    image_io.open_rgb(sys.argv[1])\n"
              "except plumbing.UserError as error:\n    print(error)\n"
              "status = open('/proc/self/status').read()\n"
              "print(int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) // 1024)\n")
@@ -103,18 +117,18 @@ def test_a_large_valid_image_under_the_limit_is_read(tmp_path):
     # Over Pillow's own warning threshold (89 megapixels), under ours: a big phone photo.
     side = 10_000
     (tmp_path / "big.png").write_bytes(bomb_png(side))
-    image = plumbing.open_image(tmp_path / "big.png")
+    image = image_io.open_image(tmp_path / "big.png")
     assert image.size == (side, side)
     image.close()
 
 
 def test_the_summary_and_exit_code_are_the_same_everywhere(capsys, tmp_path):
     (tmp_path / "a.png").write_bytes(b"")
-    tally = plumbing.UnreadableImages(2)
-    read = list(tally.each([tmp_path / "a.png", tmp_path / "b.png"], plumbing.open_rgb))
+    tally = image_io.UnreadableImages(2)
+    read = list(tally.each([tmp_path / "a.png", tmp_path / "b.png"], image_io.open_rgb))
     assert read == [] and tally.exit_code() == 1
     assert capsys.readouterr().err.splitlines()[-1].endswith("2 of 2 images could not be read")
-    assert plumbing.UnreadableImages(3).exit_code() == 0
+    assert image_io.UnreadableImages(3).exit_code() == 0
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""Checkpoints of the chapter's training scripts, one way for all three.
+
+A CheckpointFolder is the folder a training script saves into (lenet_mnist.py's and
+alexnet_finetune.py's --checkpoint-dir, emotion_cnn.py's --logs-dir). It holds:
+  * newest: the newest checkpoint, found also in a folder that was moved (TensorFlow's
+    `checkpoint` index may keep the absolute path it was written at);
+  * restore_or_initialize: resume from it, or start a fresh model when there is none;
+  * one line, not a traceback, for a checkpoint that is not this model's (naming the model it
+    is, where the script can tell) or that cannot be read;
+  * save: the model with its step, and beside it a record (run.json) of the settings the run
+    was made with and what else the script needs to resume, such as LeNet's history;
+  * preferred_folder: FOLDER/best, where early stopping keeps the best checkpoint, when there
+    is one.
+The record is written before the model, each atomically, so a crash between the two leaves a
+record one save ahead of the checkpoint, never behind it.
+"""
+
+import json
+from pathlib import Path
+
+import plumbing
+
+RECORD_NAME = "run.json"
+BEST = "best"  # the subfolder where early stopping keeps the best checkpoint
+
+
+def preferred_folder(folder):
+    """FOLDER/best when early stopping kept a best checkpoint there, else FOLDER: the one to
+    test or read a face with."""
+    best = Path(folder) / BEST
+    return best if (best / "checkpoint").exists() else Path(folder)
+
+
+class CheckpointFolder:
+    """`folder` (None for a dry run: nothing read, nothing written), the graph's `saver`, and
+    the command-line `option` that names the folder, for messages. `identify`, if given, maps
+    a checkpoint that does not fit, and its variable names, to a sentence saying what it is
+    (or None)."""
+
+    def __init__(self, folder, saver, option, identify=None):
+        self.folder = Path(folder) if folder else None
+        self.saver, self.option, self.identify = saver, option, identify
+
+    def newest(self):
+        """The newest checkpoint's path prefix, or None when the folder holds none."""
+        import tensorflow.compat.v1 as tf
+
+        if self.folder is None or not (self.folder / "checkpoint").exists():
+            return None
+        try:  # TensorFlow logs a damaged index and returns None, or raises ValueError
+            state = tf.train.get_checkpoint_state(str(self.folder))
+        except ValueError:  # empty, or not text
+            state = None
+        if state is None or not state.model_checkpoint_path:
+            raise plumbing.UserError(f"{self.folder / 'checkpoint'} cannot be read; move the "
+                                     f"folder away or choose another {self.option}")
+        named = state.model_checkpoint_path
+        for prefix in (named, str(self.folder / Path(named).name)):
+            if Path(prefix + ".index").exists():
+                return prefix
+        raise plumbing.UserError(f"{self.folder} names the checkpoint {Path(named).name}, "
+                                 f"whose files are not there; choose another {self.option}")
+
+    def restore(self, session):
+        """Restore the newest checkpoint; return its path, or None when there is none."""
+        latest = self.newest()
+        if latest is not None:
+            self._restore(session, latest)
+        return latest
+
+    def restore_or_initialize(self, session, initialize):
+        """Resume from the newest checkpoint, else call `initialize(session)`; returns the
+        checkpoint's path or None."""
+        latest = self.restore(session)
+        if latest is None:
+            initialize(session)
+        return latest
+
+    def _restore(self, session, latest):
+        import tensorflow.compat.v1 as tf
+
+        try:
+            self.saver.restore(session, latest)
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
+            raise plumbing.UserError(self._not_this_model(latest)) from None
+        except tf.errors.OpError as error:
+            raise plumbing.UserError(f"{latest} cannot be restored "
+                                     f"({str(error.message).splitlines()[0]})") from None
+
+    def _not_this_model(self, latest):
+        import tensorflow.compat.v1 as tf
+
+        if not list(Path(latest).parent.glob(Path(latest).name + ".data-*")):
+            return f"{latest} is missing its .data file; choose another {self.option}"
+        try:
+            names = {name for name, _ in tf.train.list_variables(latest)}
+        except (tf.errors.OpError, ValueError):
+            names = None
+        said = self.identify(latest, names) if self.identify and names is not None else None
+        return said or (f"{self.folder} holds a checkpoint of another model; choose another "
+                        f"{self.option}")
+
+    def save(self, session, step, settings=None, **state):
+        """Save the model as model.ckpt-STEP, with the record of `settings` and `state`
+        beside it; returns the checkpoint's path (None for a dry run)."""
+        if self.folder is None:
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with plumbing.atomic_output(self.folder / RECORD_NAME) as temporary:
+            temporary.write_text(json.dumps({"settings": settings, **state}, indent=1))
+        return self.saver.save(session, str(self.folder / "model.ckpt"), global_step=step)
+
+    def record(self):
+        """What the last save recorded: {"settings": ..., and the script's state}, or {}."""
+        path = None if self.folder is None else self.folder / RECORD_NAME
+        if path is None or not path.exists():
+            return {}
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise plumbing.UserError(f"{path} cannot be read ({error}); move the folder away "
+                                     f"or choose another {self.option}") from None
+        return record if isinstance(record, dict) else {}

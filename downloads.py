@@ -1,0 +1,201 @@
+"""Downloads and archives: what a script fetches from the internet, verified.
+
+Holds RemoteFile (a file a script needs: name, mirrors, size, checksums), fetch (download into
+a folder, verified, atomic, continued after a cut connection; offline, one line saying which
+file to put where), verification_problem, and extract_archive (a .tgz/.tar/.zip that may not
+write outside its folder).
+"""
+
+import errno
+import hashlib
+import os
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path
+
+from plumbing import Progress, UserError
+
+DOWNLOAD_TIMEOUT_SECONDS = 30
+CHUNK_BYTES = 1 << 16
+DOWNLOAD_ATTEMPTS = 3  # a connection cut mid-file is continued this many times in all
+
+# --------------------------------------------------------------------------------------------
+# Downloads
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file a script needs, where to get it and how to recognise the right bytes."""
+    name: str
+    urls: tuple
+    size: int = None
+    md5: str = None
+    sha256: str = None
+
+    def describe_source(self):
+        return self.urls[0] if self.urls else "its publisher"
+
+
+def _digests(remote):
+    wanted = {}
+    if remote.md5:
+        wanted["md5"] = remote.md5.lower()
+    if remote.sha256:
+        wanted["sha256"] = remote.sha256.lower()
+    return wanted
+
+
+def verification_problem(path, remote):
+    """Why the file at `path` is not `remote` (a short phrase), or None when it is."""
+    size = path.stat().st_size
+    if remote.size is not None and size != remote.size:
+        return f"{size:,} bytes instead of {remote.size:,}"
+    wanted = _digests(remote)
+    hashers = {name: hashlib.new(name) for name in wanted}
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            for hasher in hashers.values():
+                hasher.update(chunk)
+    for name, hasher in hashers.items():
+        if hasher.hexdigest() != wanted[name]:
+            return f"{name} {hasher.hexdigest()} instead of {wanted[name]}"
+    return None
+
+
+def fetch(remote, directory, quiet=False):
+    """Return the path of `remote` in `directory`, downloading and verifying it if absent.
+
+    A file already there is the user's and is used as it is (the script's reader checks its
+    structure), never replaced. A download goes to a hidden temporary file that is renamed only
+    once its size and checksum are right and removed otherwise, so an interrupted run leaves
+    neither a file that looks complete nor a partial one. A connection cut mid-file is continued
+    where it stopped (HTTP Range, or from the start where the server does not allow that).
+    Mirrors are tried in order; when all fail, a UserError says which file to put where.
+    """
+    directory = Path(directory)
+    target = directory / remote.name
+    if target.exists():
+        return target
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create {directory}: {error.strerror}") from None
+    failures = {}
+    for url in remote.urls:
+        problem = _download_one(url, remote, target, quiet)
+        if problem is None:
+            return target
+        failures[url] = problem
+    if len(set(failures.values())) == 1:  # offline: one reason, said once
+        why = f"{len(failures)} source(s): {next(iter(failures.values()))}"
+    else:
+        why = "; ".join(f"{url}: {problem}" for url, problem in failures.items()) or "no source"
+    raise UserError(f"could not download {remote.name} ({why}); put the file at {target} "
+                    f"(from {remote.describe_source()})")
+
+
+def _download_one(url, remote, target, quiet):
+    """Download `url` to `target`; return None on success or why it failed."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part",
+                                         dir=target.parent)
+    os.close(handle)
+    partial = Path(temporary)
+    try:
+        for _ in range(DOWNLOAD_ATTEMPTS):
+            problem, cut_short = _stream_into(url, remote, partial, quiet)
+            if not cut_short:
+                break
+        if problem is None:
+            problem = verification_problem(partial, remote)
+        if problem is None:
+            os.replace(partial, target)
+        return problem
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _stream_into(url, remote, partial, quiet):
+    """Add what `url` sends to `partial`, asking only for the rest when it already holds some
+    bytes. Returns (why it failed or None, whether it was cut short and worth continuing)."""
+    offset = partial.stat().st_size
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+            content_range = response.headers.get("Content-Range", "")
+            if not (response.status == 206 and content_range.startswith(f"bytes {offset}-")):
+                offset = 0  # the server sends the whole file
+            announced = response.headers.get("Content-Length")
+            sending = offset + int(announced) if announced else None
+            with open(partial, "ab" if offset else "wb") as sink:
+                received = offset + _copy_with_progress(response, sink, remote.size or sending,
+                                                        offset, remote.name, quiet)
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code}", False
+    except urllib.error.URLError as error:
+        return f"{getattr(error.reason, 'strerror', None) or error.reason}", False
+    except (HTTPException, OSError) as error:
+        if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise UserError(f"cannot write {remote.name} into {partial.parent} "
+                            f"({error.strerror}); make room there, then run again") from None
+        return f"connection lost ({type(error).__name__})", True
+    if sending is not None and received < sending:
+        return f"got {received:,} of {sending:,} bytes", True
+    return None, False  # all the server had: whether it is the right file is checked next
+
+
+def _copy_with_progress(response, sink, expected, offset, name, quiet):
+    unit, scale = (" MB", 1e6) if (expected or 0) >= 1e6 else (" kB", 1e3)
+    progress = None if quiet else Progress(expected, f"downloading {name}", unit=unit,
+                                           scale=scale, initial=offset)
+    copied = 0
+    for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+        sink.write(chunk)
+        copied += len(chunk)
+        if progress:
+            progress.update(len(chunk))
+    if progress:
+        progress.close()
+    return copied
+
+
+# --------------------------------------------------------------------------------------------
+# Archives
+# --------------------------------------------------------------------------------------------
+
+def _inside(directory, member_name):
+    resolved = (directory / member_name).resolve()
+    return resolved == directory or directory in resolved.parents
+
+
+def extract_archive(archive, directory):
+    """Extract a .tgz/.tar/.zip into `directory`, refusing the whole archive if any member
+    would land outside it (absolute paths, `..`, links that point out, device files)."""
+    archive, directory = Path(archive), Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    root = directory.resolve()
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as bundle:
+                for name in bundle.namelist():
+                    if not _inside(root, name):
+                        raise UserError(f"{archive} has a member outside the folder: {name}")
+                bundle.extractall(root)
+            return
+        with tarfile.open(archive) as bundle:
+            for member in bundle.getmembers():
+                bad_link = (member.issym() or member.islnk()) and not _inside(
+                    root, Path(member.name).parent / member.linkname)
+                if (not _inside(root, member.name) or bad_link
+                        or member.isdev() or member.isfifo()):
+                    raise UserError(f"{archive} has an unsafe member: {member.name}")
+            bundle.extractall(root, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as error:
+        raise UserError(f"{archive} is not a readable archive ({error})") from None
+
+
+# --------------------------------------------------------------------------------------------

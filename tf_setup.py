@@ -1,0 +1,123 @@
+"""TensorFlow set-up for the chapter's graphs: quiet start-up, devices, sessions, seeds.
+
+Holds tensorflow_logging_quieted (wrap `import tensorflow` in it), native_stderr_silenced,
+add_device_option (the scripts' --cpu) and configure_devices (GPUs hidden for --cpu, memory
+growth otherwise), make_deterministic, new_session (allow_growth; bf16/fp16 rewrites on
+request), load_variable, and count_weights. TensorFlow is imported inside the functions, so
+importing this module costs nothing.
+"""
+
+import contextlib
+import os
+import sys
+
+def user_wants_tensorflow_logs():
+    """True when TF_CPP_MIN_LOG_LEVEL asks for info lines (0 or 1); the default quiets them."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2").strip() in ("0", "1")
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null for the block, unless the user asked for TF logs.
+
+    TensorFlow's native libraries print start-up lines (oneDNN, "could not find cuda drivers",
+    a cuInit *error* on every CPU-only machine) before TF_CPP_MIN_LOG_LEVEL is read, straight to
+    the process's stderr, where Python cannot filter them.
+    """
+    if user_wants_tensorflow_logs():
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+@contextlib.contextmanager
+def tensorflow_logging_quieted():
+    """Wrap `import tensorflow...` in this so that the book's output is not buried in logs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_silenced():
+        yield
+    if not user_wants_tensorflow_logs():
+        import tensorflow as tf
+        tf.get_logger().setLevel("ERROR")  # deprecation notices of the compat.v1 API
+
+
+def configure_devices(cpu_only=False):
+    """Hide GPUs for `--cpu`, let the rest grow their memory on demand; return a description.
+
+    Must run before the first session is created: TensorFlow fixes its devices then.
+    """
+    import tensorflow as tf
+
+    with native_stderr_silenced():
+        gpus = tf.config.list_physical_devices("GPU")
+    if cpu_only and gpus:
+        tf.config.set_visible_devices([], "GPU")
+        return "CPU (GPUs hidden by --cpu)"
+    for gpu in gpus:
+        with contextlib.suppress(RuntimeError):  # already initialised: keep its setting
+            tf.config.experimental.set_memory_growth(gpu, True)
+    if gpus:
+        return f"{len(gpus)} GPU(s): " + ", ".join(gpu.name for gpu in gpus)
+    return "CPU"
+
+
+def make_deterministic(seed):
+    """Seed NumPy's global generator and ask TensorFlow for deterministic kernels.
+
+    TensorFlow's random ops are seeded by the graph each script builds (tf.set_random_seed
+    inside it): a seed set here would not reach a graph made later. Both are needed for same
+    seed, same numbers: graph-level seeds alone leave multi-threaded reductions free to sum in
+    any order.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    np.random.seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def load_variable(session, variable, value):
+    """Set a variable of `session`'s graph to a NumPy value by feeding its initializer: no new
+    op, so it works on a finalized graph, and it works outside `with session:` too (where
+    Variable.load alone would try, and fail, to assign eagerly)."""
+    with session.graph.as_default():
+        variable.load(value, session)
+
+
+def new_session(graph, precision="fp32"):
+    """A `tf.compat.v1.Session` for `graph` that takes GPU memory as it needs it.
+
+    precision "bf16" turns on TensorFlow's mixed-precision graph rewrites: bfloat16 through
+    oneDNN on CPUs that have it, float16 on GPUs. The graph itself stays float32.
+    """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    config = tf.compat.v1.ConfigProto()
+    config.gpu_options.allow_growth = True
+    if precision == "bf16":
+        rewrites = config.graph_options.rewrite_options
+        rewrites.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+        rewrites.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+    return tf.compat.v1.Session(graph=graph, config=config)
+
+
+def add_device_option(parser):
+    """--cpu, the same in every script: hide the GPUs for one run."""
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+
+
+def count_weights(variables):
+    """The number of numbers in `variables` (a network's weights and biases)."""
+    import numpy as np
+
+    return sum(int(np.prod(variable.get_shape().as_list())) for variable in variables)
