@@ -267,6 +267,10 @@ def find_layout(data_dir):
     """('book', [train.csv, test.csv]) or ('fer2013', [fer2013.csv]), whichever is there."""
     data_dir = Path(data_dir)
     if (data_dir / "train.csv").exists():
+        if (data_dir / "fer2013.csv").exists():
+            print(f"note: {data_dir} holds both the book's train.csv and fer2013.csv; reading "
+                  f"the book's (give fer2013.csv a folder of its own, such as data/fer2013, "
+                  f"to read it)", file=sys.stderr)
         return "book", [data_dir / "train.csv", data_dir / "test.csv"]
     if (data_dir / "fer2013.csv").exists():
         return "fer2013", [data_dir / "fer2013.csv"]
@@ -395,7 +399,9 @@ def save_first_image(image, label, path):
 
 def show_data(args):
     if args.save:
-        plumbing.require_new_output(args.save)
+        problem = plumbing.output_problem(args.save, "--save", args.overwrite)
+        if problem:
+            raise plumbing.ArgumentMistake(problem)
     images = read_data(args.data_dir, force=args.force)
     train_images, train_labels, valid_images, valid_labels, test_images = images
     print("train images shape = ", train_images.shape)
@@ -417,9 +423,11 @@ def main(argv=None):
                         help="folder with train.csv + test.csv, or fer2013.csv")
     parser.add_argument("--save", metavar="PNG", default=None,
                         help="save the first training image with its label (a new file)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --save replace an existing file")
     parser.add_argument("--force", action="store_true", help="ignore the cache and re-parse")
     args = parser.parse_args(argv)
-    return plumbing.run_reporting_errors(lambda: show_data(args))
+    return plumbing.run_reporting_errors(lambda: show_data(args), parser)
 
 
 if __name__ == "__main__":

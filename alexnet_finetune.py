@@ -25,6 +25,7 @@ What changed, and why:
 """
 
 import csv
+import io
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,6 +34,7 @@ import numpy as np
 
 import alexnet_files
 import alexnet_forward
+import checkpoints
 import downloads
 import image_io
 import plumbing
@@ -61,7 +63,8 @@ def image_files(folder):
     folder = Path(folder)
     if not folder.is_dir():
         raise plumbing.UserError(f"{folder} is not a folder (make it with prep_images.py)")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in image_io.IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir()  # a hidden file is a half-written temporary
+                   if p.suffix.lower() in image_io.IMAGE_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise plumbing.UserError(f"{folder} has no images")
     return files
@@ -81,17 +84,45 @@ def training_set(train_dir, validation_fraction, seed):
 
 def test_labels(test_dir, files, labels_csv=None):
     """Labels of the test files (0 cat, 1 dog) from a CSV (file,label) or from their names;
-    None when the folder is unlabelled."""
+    None when the folder is unlabelled (no CSV, and no name says cat or dog). A CSV that misses
+    a photo, a label other than cat, dog, 0 or 1, or names of which only some say cat or dog,
+    is one line, before any training."""
     labels_csv = Path(labels_csv) if labels_csv else Path(test_dir) / "labels.csv"
     if labels_csv.exists():
-        with open(labels_csv, newline="") as stream:
-            table = {row["file"]: row["label"].strip().lower() for row in csv.DictReader(stream)
-                     if row.get("file") and row.get("label")}
-        known = {"cat": 0, "0": 0, "dog": 1, "1": 1}
-        labels = [known.get(table.get(f.name, ""), None) for f in files]
-    else:
-        labels = [class_of(f.name) for f in files]
-    return None if any(label is None for label in labels) else np.array(labels)
+        table = read_labels_csv(labels_csv)
+        missing = [file.name for file in files if file.name not in table]
+        if missing:
+            raise plumbing.UserError(f"{labels_csv} gives no label for {len(missing)} of the "
+                                     f"{len(files)} test photos (first: {missing[0]})")
+        return np.array([table[file.name] for file in files])
+    labels = [class_of(file.name) for file in files]
+    if all(label is None for label in labels):
+        return None
+    unnamed = [file.name for file, label in zip(files, labels) if label is None]
+    if unnamed:
+        raise plumbing.UserError(f"{test_dir}: {len(unnamed)} of {len(files)} photos are named "
+                                 f"neither cat nor dog (first: {unnamed[0]}); give "
+                                 f"--test-labels, or name them cat.N.jpg / dog.N.jpg")
+    return np.array(labels)
+
+
+def read_labels_csv(path):
+    """{file name: 0 or 1} from a CSV with file and label columns (cat, dog, 0 or 1)."""
+    known = {"cat": 0, "0": 0, "dog": 1, "1": 1}
+    try:
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise plumbing.UserError(f"cannot read {path} ({error})") from None
+    if not rows or not {"file", "label"} <= set(rows[0]):
+        raise plumbing.UserError(f"{path} needs a header with file and label columns")
+    table = {}
+    for line, row in enumerate(rows, start=2):
+        label = (row["label"] or "").strip().lower()
+        if label not in known:
+            raise plumbing.UserError(f"{path} line {line}: label {row['label']!r} is not cat, "
+                                     f"dog, 0 or 1")
+        table[row["file"]] = known[label]
+    return table
 
 
 def load_batch(files):
@@ -128,7 +159,11 @@ def build_graph(weights, train_layers, learning_rate, seed=None):
         correct_pred = tf.equal(tf.argmax(layers["fc8"], 1), tf.argmax(y, 1))
         accuracy = tf.reduce_mean(tf.cast(correct_pred, tf.float32))
         steps_done = tf.Variable(0, trainable=False, name="steps_done")
-        saver = tf.train.Saver(max_to_keep=1)
+        # The checkpoint keeps what training changes, not the frozen weights the reader has.
+        frozen = [variable for layer, pair in params.items() for variable in pair
+                  if layer not in train_layers]
+        saver = tf.train.Saver([v for v in tf.global_variables() if v not in frozen],
+                               max_to_keep=1)
         initializer = tf.global_variables_initializer()
     graph.finalize()
     return SimpleNamespace(graph=graph, x=x, y=y, keep_prob=keep_prob, params=params,
@@ -161,31 +196,42 @@ def predict(sess, net, files, batch_size):
 # --------------------------------------------------------------------------------------------
 
 def check(args):
+    """The --train-layers asked for, after the command-line mistakes argparse cannot see."""
     layers = [layer.strip() for layer in args.train_layers.split(",") if layer.strip()]
     unknown = set(layers) - set(alexnet_forward.LAYERS)
+    problem = None
     if unknown or not layers:
-        raise plumbing.UserError(f"--train-layers takes names from "
-                                 f"{', '.join(alexnet_forward.LAYERS)}, not {args.train_layers}")
-    if args.iterations < 1 or args.batch_size < 1 or args.display_step < 1:
-        raise plumbing.UserError("--iterations, --batch-size and --display-step must be >= 1")
+        problem = (f"--train-layers takes names from {', '.join(alexnet_forward.LAYERS)}, "
+                   f"not {args.train_layers}")
+    if args.test_labels and not Path(args.test_labels).is_file():
+        problem = problem or f"--test-labels {args.test_labels} does not exist"
+    problem = problem or plumbing.folder_problem(args.checkpoint_dir, "--checkpoint-dir")
+    if problem:
+        raise plumbing.ArgumentMistake(problem)
     return layers
 
 
-def resume(sess, net, weights, checkpoints):
-    """Resume from the newest checkpoint, else start from the pretrained weights; returns the
-    steps already done."""
-    def start_from_pretrained(sess):
-        sess.run(net.initializer)
-        alexnet_forward.load_params(sess, {k: v for k, v in net.params.items()
-                                           if k in net.pretrained}, weights)
-    if checkpoints.restore_or_initialize(sess, start_from_pretrained) is None:
+def resume(sess, net, weights, saved, iterations):
+    """Start from the pretrained weights, then resume from the newest checkpoint (which holds
+    only what training changes); returns the steps already done."""
+    sess.run(net.initializer)
+    alexnet_forward.load_params(sess, {k: v for k, v in net.params.items()
+                                       if k in net.pretrained}, weights)
+    latest = saved.restore(sess)
+    if latest is None:
         return 0
-    return int(sess.run(net.steps_done))
+    steps_done = int(sess.run(net.steps_done))
+    if steps_done > iterations:
+        raise plumbing.UserError(f"{saved.folder} holds {steps_done} steps, more than "
+                                 f"--iterations {iterations}; choose another --checkpoint-dir "
+                                 f"to start fresh, or add --restart to start over in this one")
+    print(f"resuming from {saved.folder} after {steps_done} steps")
+    return steps_done
 
 
-def save(sess, net, checkpoints, steps_done, settings):
+def save(sess, net, saved, steps_done, settings):
     tf_setup.load_variable(sess, net.steps_done, steps_done)
-    return checkpoints.save(sess, steps_done, settings)
+    return saved.save(sess, steps_done, settings)
 
 
 def settings_of(args, train_layers):
@@ -224,62 +270,70 @@ def train_and_test(args):
     seed = 0 if args.seed is None else args.seed
     train_files, train_y, valid_files, valid_y = training_set(args.train_dir, 0.1, seed)
     test_files = image_files(args.test_dir) if args.test_dir else []
+    test_y = test_labels(args.test_dir, test_files, args.test_labels) if test_files else None
     settings = SimpleNamespace(iterations=args.iterations, batch_size=args.batch_size,
                                display_step=args.display_step, seed=seed)
-    checkpoint_dir = args.checkpoint_dir
-    if args.dry_run:
-        settings.iterations, settings.batch_size, checkpoint_dir = 2, min(args.batch_size, 4), None
+    if args.dry_run:  # a check of the set-up: nothing is written
+        settings.iterations, settings.batch_size = 2, min(args.batch_size, 4)
+        args.checkpoint_dir, args.predictions = None, None
         valid_files, valid_y, test_files = valid_files[:4], valid_y[:4], test_files[:4]
+        test_y = None if test_y is None else test_y[:4]
+    elif test_files and test_y is None:
+        problem = plumbing.output_problem(args.predictions, "--predictions", args.overwrite)
+        if problem:
+            raise plumbing.ArgumentMistake(problem)
+    checkpoints.start(args.checkpoint_dir, "--checkpoint-dir", settings_of(args, train_layers),
+                      args.restart)
     weights = alexnet_files.load_weights(
         args.weights or downloads.fetch(alexnet_forward.ALEXNET_WEIGHTS, alexnet_forward.DATA_DIR))
     device = tf_setup.configure_devices(args.cpu)
     if args.seed is not None:
         tf_setup.make_deterministic(args.seed)
     net = build_graph(weights, train_layers, args.learning_rate, args.seed)
-    checkpoints = CheckpointFolder(checkpoint_dir, net.saver, "--checkpoint-dir")
+    saved = CheckpointFolder(args.checkpoint_dir, net.saver, "--checkpoint-dir")
     print(f"fine-tuning {', '.join(train_layers)} on {len(train_files)} images "
           f"({len(valid_files)} for validation) on {device}")
     with tf_setup.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
-        steps_done = resume(sess, net, weights, checkpoints)
+        steps_done = resume(sess, net, weights, saved, settings.iterations)
         del weights
-        if steps_done:
-            print(f"resuming from {checkpoint_dir} after {steps_done} steps")
         started = time.time()
         steps_done = train(sess, net, train_files, train_y, settings, steps_done, ctrl_c)
         if ctrl_c.pressed and steps_done < settings.iterations:
-            if checkpoint_dir:
-                checkpoint = save(sess, net, checkpoints, steps_done,
-                                  settings_of(args, train_layers))
+            if saved.folder:
+                checkpoint = save(sess, net, saved, steps_done, settings_of(args, train_layers))
                 print(f"interrupted: saved a checkpoint after {steps_done} steps to "
                       f"{checkpoint}; run the same command to resume")
             return 130
         print(f"Optimization Finished! ({time.time() - started:.0f} s)")
+        # The work is kept first: a photo that fails below cannot throw the training away.
+        if saved.folder:
+            checkpoint = save(sess, net, saved, steps_done, settings_of(args, train_layers))
+            print(f"saved a checkpoint to {checkpoint}")
         if valid_files:
             predicted = np.argmax(predict(sess, net, valid_files, settings.batch_size), axis=1)
             print(f"Validation Accuracy = {np.mean(predicted == valid_y) * 100:.1f}%")
-        if checkpoint_dir:
-            checkpoint = save(sess, net, checkpoints, steps_done, settings_of(args, train_layers))
-            print(f"saved a checkpoint to {checkpoint}")
         if test_files:
-            report_test(args, test_files,
+            report_test(args, test_files, test_y,
                         np.argmax(predict(sess, net, test_files, settings.batch_size), 1))
     return 0
 
 
-def report_test(args, test_files, predicted):
-    labels = test_labels(args.test_dir, test_files, args.test_labels)
+def report_test(args, test_files, labels, predicted):
     if labels is not None:
         right = int(np.sum(predicted == labels))
         print(f"Testing Accuracy = {right / len(labels) * 100:.1f}% ({right}/{len(labels)})")
         return
-    path = plumbing.numbered_if_taken(args.predictions)
-    with plumbing.atomic_output(path) as temporary:
+    if args.predictions is None:
+        print(f"{args.test_dir} has no labels; a dry run writes no predictions")
+        return
+    with plumbing.atomic_output(args.predictions) as temporary:
         with open(temporary, "w", newline="") as stream:
             writer = csv.writer(stream)
             writer.writerow(["id", "label"])
             for file, label in zip(test_files, predicted):
                 writer.writerow([file.stem, int(label)])
-    print(f"{args.test_dir} has no labels: wrote the predictions (1 = dog) to {path}")
+    print(f"{args.test_dir} has no labels: wrote the predictions (1 = dog) to "
+          f"{args.predictions}")
 
 
 def main(argv=None):
@@ -293,31 +347,37 @@ def main(argv=None):
                              "else cat/dog in the file names, else unlabelled)")
     parser.add_argument("--predictions", default="predictions.csv",
                         help="where an unlabelled test folder's id,label CSV goes (a new file)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --predictions replace an existing file")
     parser.add_argument("--weights", default=None,
                         help=f"bvlc_alexnet.npy (default: downloaded to "
                              f"{alexnet_forward.DATA_DIR})")
-    parser.add_argument("--iterations", type=int, default=59,
+    parser.add_argument("--iterations", type=plumbing.count(1), default=59,
                         help="training steps (the book's loop: Iter 100 ... Iter 5900 at "
                              "batch 100)")
-    parser.add_argument("--batch-size", type=int, default=100, help="images per training step")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step")
+    parser.add_argument("--batch-size", type=plumbing.count(1), default=100,
+                        help="images per training step")
+    parser.add_argument("--learning-rate", type=plumbing.number(positive=True), default=1e-3,
+                        help="Adam's step")
     parser.add_argument("--train-layers", default="fc8",
                         help="comma-separated layers to train, e.g. fc7,fc8")
-    parser.add_argument("--display-step", type=int, default=1,
+    parser.add_argument("--display-step", type=plumbing.count(1), default=1,
                         help="print the loss line every this many steps")
     parser.add_argument("--checkpoint-dir", default="checkpoints/alexnet_finetune",
-                        help="where the trained model is saved (also on Ctrl-C); a rerun "
-                             "resumes from it")
-    parser.add_argument("--seed", type=int, default=None,
+                        help="where the trained model is saved (also on Ctrl-C); the same "
+                             "command resumes from it, other settings are refused")
+    parser.add_argument("--restart", action="store_true",
+                        help="start over: remove the checkpoints in --checkpoint-dir first")
+    parser.add_argument("--seed", type=plumbing.seed, default=None,
                         help="seed for the split, the batch order, fc8 and dropout; also "
                              "deterministic kernels (default: split and batch order seed 0, "
                              "fc8 and dropout random)")
     parser.add_argument("--dry-run", action="store_true",
                         help="2 steps of at most 4 images, then score 4 test images; "
-                             "nothing is saved")
+                             "nothing is written")
     tf_setup.add_device_option(parser)
     args = parser.parse_args(argv)
-    return plumbing.run_reporting_errors(lambda: train_and_test(args))
+    return plumbing.run_reporting_errors(lambda: train_and_test(args), parser)
 
 
 if __name__ == "__main__":

@@ -157,10 +157,8 @@ def preprocess(path, size=IMAGE_SIZE):
 
 
 def classify(args):
-    if args.top < 1:
-        raise plumbing.UserError("--top must be at least 1")
-    images = args.images or books_sample_images()
-    cam_folder = plumbing.writable_folder(args.cam, "--cam") if args.cam else None
+    images = [where_given(path) for path in args.images] or books_sample_images()
+    cam_paths = gradcam.cam_paths(args.cam, images, args.overwrite)
     unreadable = image_io.UnreadableImages(len(images))
     readable = list(unreadable.each(images, preprocess))
     if not readable:
@@ -173,7 +171,7 @@ def classify(args):
     cam_class = None if args.cam_class is None else gradcam.class_index(class_names,
                                                                           args.cam_class)
     tf_setup.configure_devices(args.cpu)
-    net = build_classifier(weights, with_cam=cam_folder is not None)
+    net = build_classifier(weights, with_cam=bool(cam_paths))
     with tf_setup.new_session(net.graph) as sess:
         sess.run(net.initializer)
         load_params(sess, net.params, weights)
@@ -186,8 +184,8 @@ def classify(args):
         for i in range(min(args.top, len(inds))):
             print(class_names[inds[-1 - i]], f"{output[input_im_ind, inds[-1 - i]]:.6f}")
     print(f"{elapsed:.3f} s")
-    if cam_folder:
-        save_cams(cam_folder, images, batch, output, cams, class_names, cam_class)
+    if cam_paths:
+        save_cams(cam_paths, images, batch, output, cams, class_names, cam_class)
     return unreadable.exit_code()
 
 
@@ -203,6 +201,14 @@ def run_batches(sess, net, batch, cam_class=None):
         outputs.append(fetched[0])
         cams.extend(fetched[1:])
     return np.concatenate(outputs), np.concatenate(cams) if cams else None
+
+
+def where_given(path):
+    """The image as given, or, for a bare name such as laska.png that is not here, the one in
+    DATA_DIR, where data/README.md puts the book's images."""
+    if not Path(path).exists() and (DATA_DIR / path).exists():
+        return str(DATA_DIR / path)
+    return path
 
 
 def books_sample_images():
@@ -225,11 +231,11 @@ def network_view(array):
     return np.clip(array + IMAGENET_MEAN_BGR, 0, 255).astype(np.uint8)[:, :, ::-1]
 
 
-def save_cams(folder, images, batch, output, cams, class_names, cam_class):
+def save_cams(cam_paths, images, batch, output, cams, class_names, cam_class):
     for index, path in enumerate(images):
         shown = cam_class if cam_class is not None else int(np.argmax(output[index]))
         title = f"{class_names[shown][:40]} {output[index, shown]:.1%}"
-        target = plumbing.numbered_if_taken(Path(folder) / f"{Path(path).stem}_cam.png")
+        target = cam_paths[path]
         gradcam.save_cam_figure(network_view(batch[index]), cams[index], title, target)
         print(f"saved where the network looked for {class_names[shown][:40]!r} to {target}")
 
@@ -244,7 +250,8 @@ def main(argv=None):
     parser.add_argument("images", nargs="*", help="images of any size and mode (default: the "
                                                   "book's laska.png and poodle.png, here or in "
                                                   f"{DATA_DIR})")
-    parser.add_argument("--top", type=int, default=5, help="classes printed per image")
+    parser.add_argument("--top", type=plumbing.count(1), default=5,
+                        help="classes printed per image")
     parser.add_argument("--weights", default=None,
                         help=f"bvlc_alexnet.npy (default: downloaded to {DATA_DIR})")
     parser.add_argument("--classes", default=None,
@@ -253,7 +260,7 @@ def main(argv=None):
     tf_setup.add_device_option(parser)
     gradcam.add_cam_arguments(parser, "conv5, on the 227x227 input,")
     args = parser.parse_args(argv)
-    return plumbing.run_reporting_errors(lambda: classify(args))
+    return plumbing.run_reporting_errors(lambda: classify(args), parser)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,16 @@ alexnet_finetune.py's --checkpoint-dir, emotion_cnn.py's --logs-dir). It holds:
   * save: the model with its step, and beside it a record (run.json) of the settings the run
     was made with and what else the script needs to resume, such as LeNet's history;
   * preferred_folder: FOLDER/best, where early stopping keeps the best checkpoint, when there
-    is one.
+    is one;
+  * start: before any work, refuse a rerun whose settings differ from the recorded ones,
+    naming each (a longer run of the same settings continues), or clear the folder for
+    --restart; owns: whether a path is one of a checkpoint folder's own files.
 The record is written before the model, each atomically, so a crash between the two leaves a
 record one save ahead of the checkpoint, never behind it.
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import plumbing
@@ -66,6 +70,9 @@ class CheckpointFolder:
         latest = self.newest()
         if latest is not None:
             self._restore(session, latest)
+            # The saver then counts it among the checkpoints it keeps, and removes it in its
+            # turn: a resumed run, too, leaves only the newest.
+            self.saver.recover_last_checkpoints([latest])
         return latest
 
     def restore_or_initialize(self, session, initialize):
@@ -121,3 +128,37 @@ class CheckpointFolder:
             raise plumbing.UserError(f"{path} cannot be read ({error}); move the folder away "
                                      f"or choose another {self.option}") from None
         return record if isinstance(record, dict) else {}
+
+
+def start(folder, option, settings, restart=False):
+    """Before any work. With `restart`, remove the checkpoints in `folder` (and the record, and
+    the best checkpoint) so that training starts over there. Otherwise, when the folder holds a
+    run recorded with other `settings`, refuse in one line naming each setting that differs and
+    how to start fresh; the same settings resume."""
+    if folder is None:
+        return
+    folder = Path(folder)
+    if restart:
+        for path in [*folder.glob("model.ckpt-*"), folder / "checkpoint", folder / RECORD_NAME]:
+            path.unlink(missing_ok=True)
+        shutil.rmtree(folder / BEST, ignore_errors=True)
+        return
+    recorded = CheckpointFolder(folder, None, option).record().get("settings") or {}
+    said = lambda value: "not given" if value is None else value  # noqa: E731
+    changed = [f"--{key.replace('_', '-')} {said(recorded[key])}, now {said(value)}"
+               for key, value in settings.items() if key in recorded and recorded[key] != value]
+    if changed:
+        raise plumbing.UserError(f"{folder} holds a run made with other settings "
+                                 f"({'; '.join(changed)}): give the same settings to resume it, "
+                                 f"choose another {option} to start fresh, or add --restart "
+                                 f"to start over in this one")
+
+
+def owns(folder, path):
+    """Whether `path` is one of the files a CheckpointFolder at `folder` writes."""
+    if folder is None:
+        return False
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    inside = path.parent in (folder, folder / BEST)
+    return inside and (path.name in ("checkpoint", RECORD_NAME, "validation.json")
+                       or path.name.startswith("model.ckpt"))

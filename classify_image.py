@@ -209,12 +209,30 @@ def add_grad_cam(graph):
         return gradcam.grad_cam(maps, logits, chosen), chosen
 
 
-def save_cam(folder, path, cam, predictions, node_lookup, shown):
+def bottleneck_paths(folder, images):
+    """{image: DIR/FILE.npy} for --bottleneck (cat_jpg.npy for cat.jpg), a cache of features:
+    a later run replaces the file of the same image. Two images of one file name (from two
+    folders) are a command-line mistake."""
+    if folder is None:
+        return {}
+    problem = plumbing.folder_problem(folder, "--bottleneck")
+    paths, taken = {}, {}
+    for image in images:
+        path = Path(folder) / f"{Path(image).name.replace('.', '_')}.npy"
+        if path in taken:
+            problem = problem or (f"--bottleneck: {taken[path]} and {image} would both be "
+                                  f"saved as {path}")
+        paths[image], taken[path] = path, image
+    if problem:
+        raise plumbing.ArgumentMistake(problem)
+    return paths
+
+
+def save_cam(target, path, cam, predictions, node_lookup, shown):
     """The heatmap over the whole picture: the graph resizes all of it to 299x299, uncropped."""
     rgb = image_io.open_rgb(path)
     rgb.thumbnail((800, 800))
     name = node_lookup.id_to_string(shown).split(",")[0]
-    target = plumbing.numbered_if_taken(Path(folder) / f"{Path(path).stem}_cam.png")
     gradcam.save_cam_figure(np.asarray(rgb), cam, f"{name} {predictions[shown]:.1%}", target)
     print(f"saved where the network looked for {name!r} to {target}")
 
@@ -234,18 +252,14 @@ def top_predictions(predictions, node_lookup, count):
 
 
 def classify(args):
-    if args.num_top_predictions < 1:
-        raise plumbing.UserError("--num_top_predictions must be at least 1")
-    if args.cam:
-        plumbing.writable_folder(args.cam, "--cam")
     model_dir = Path(args.model_dir)
-    maybe_download_and_extract(model_dir)
     images = args.image_file or [str(model_dir / "cropped_panda.jpg")]
+    cam_paths = gradcam.cam_paths(args.cam, images, args.overwrite)
+    features = bottleneck_paths(args.bottleneck, images)
+    maybe_download_and_extract(model_dir)
     node_lookup = NodeLookup(model_dir / LABEL_MAP_FILE, model_dir / SYNSET_FILE)
     tf_setup.configure_devices(args.cpu)
     graph = create_graph(model_dir / GRAPH_FILE)
-    if args.bottleneck:
-        Path(args.bottleneck).mkdir(parents=True, exist_ok=True)
     cam = None
     if args.cam:
         names = [node_lookup.id_to_string(i) for i in range(SOFTMAX_WIDTH)]
@@ -258,22 +272,20 @@ def classify(args):
             try:
                 # DecodeJpeg also logs its complaint natively; the line below says it once
                 with tf_setup.native_stderr_silenced():
-                    predictions, features, heatmap = run_inference_on_image(sess, data, cam)
+                    predictions, pool_3, heatmap = run_inference_on_image(sess, data, cam)
             except tf.errors.InvalidArgumentError as error:
                 unreadable.report(f"{image} is damaged or truncated ({decode_error(error)})")
                 continue
             if len(images) > 1:
                 print(f"{image}:")
             print("\n".join(top_predictions(predictions, node_lookup, args.num_top_predictions)))
-            if args.bottleneck:
-                target = plumbing.numbered_if_taken(
-                    Path(args.bottleneck) / f"{Path(image).stem}.npy")
-                with plumbing.atomic_output(target) as temporary:
-                    np.save(temporary, features.astype(np.float32))
-                print(f"saved the {features.size} bottleneck features to {target}")
+            if features:
+                with plumbing.atomic_output(features[image]) as temporary:
+                    np.save(temporary, pool_3.astype(np.float32))
+                print(f"saved the {pool_3.size} bottleneck features to {features[image]}")
             if cam:
                 shown = cam[2] if cam[2] is not None else int(np.argmax(predictions))
-                save_cam(args.cam, image, heatmap, predictions, node_lookup, shown)
+                save_cam(cam_paths[image], image, heatmap, predictions, node_lookup, shown)
     return unreadable.exit_code()
 
 
@@ -286,14 +298,15 @@ def main(argv=None):
     parser.add_argument("--image_file", "--image-file", "--image", nargs="+", action="extend",
                         metavar="IMAGE", default=[],
                         help="images to classify (default: the tarball's cropped_panda.jpg)")
-    parser.add_argument("--num_top_predictions", "--num-top-predictions", type=int, default=5,
-                        help="display this many predictions")
+    parser.add_argument("--num_top_predictions", "--num-top-predictions", type=plumbing.count(1),
+                        default=5, help="display this many predictions")
     parser.add_argument("--bottleneck", metavar="DIR", default=None,
-                        help="also save each image's 2048 pool_3 features as DIR/NAME.npy")
+                        help="also save each image's 2048 pool_3 features as DIR/FILE.npy "
+                             "(cat_jpg.npy for cat.jpg), replaced when the image is run again")
     tf_setup.add_device_option(parser)
     gradcam.add_cam_arguments(parser, "the last 8x8 mixed layer")
     args = parser.parse_args(argv)
-    return plumbing.run_reporting_errors(lambda: classify(args))
+    return plumbing.run_reporting_errors(lambda: classify(args), parser)
 
 
 if __name__ == "__main__":

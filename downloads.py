@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 
-from plumbing import Progress, UserError
+from plumbing import Progress, UserError, current_umask
 
 DOWNLOAD_TIMEOUT_SECONDS = 30
 CHUNK_BYTES = 1 << 16
@@ -104,6 +104,7 @@ def _download_one(url, remote, target, quiet):
     handle, temporary = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part",
                                          dir=target.parent)
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp's 0600 would hide the file
     partial = Path(temporary)
     try:
         for _ in range(DOWNLOAD_ATTEMPTS):

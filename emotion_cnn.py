@@ -24,6 +24,8 @@ graph), `--schedule cosine` and `--patience` (early stopping, best checkpoint ke
 """
 
 import json
+import shlex
+import sys
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -138,7 +140,7 @@ def finished(graph, net, model):
     """The summaries, saver and initializer of a built graph, which is then finalized."""
     with graph.as_default():
         net.summary_op = tf.summary.merge_all()
-        net.saver = tf.train.Saver()
+        net.saver = tf.train.Saver(max_to_keep=1)  # the last; --patience keeps the best
         net.initializer = tf.global_variables_initializer()
         net.variables = graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES)
     graph.finalize()
@@ -213,9 +215,15 @@ def train(args, data):
         with net.graph.as_default():  # FileWriter refuses to start in eager mode
             summary_writer = tf.summary.FileWriter(str(logs_dir), net.graph)
     with tf_setup.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
-        if saved.restore_or_initialize(sess, lambda s: s.run(net.initializer)):
-            print("Model Restored!")
+        latest = saved.restore_or_initialize(sess, lambda s: s.run(net.initializer))
         first = int(sess.run(net.global_step))
+        if first > iterations:
+            raise plumbing.UserError(f"{logs_dir} holds {first} iterations, more than "
+                                     f"--iterations {iterations}; choose another --logs-dir to "
+                                     f"start fresh, or add --restart to start over in this one")
+        if latest:
+            print("Model Restored!")
+            print(f"resuming from {latest} at step {first}")
         stopper = EarlyStopping(net, logs_dir, args.patience) if args.patience else None
         if stopper and stopper.has_stopped():
             print(stopper.verdict())
@@ -251,13 +259,16 @@ def train(args, data):
             if summary_writer:
                 summary_writer.close()
         if ctrl_c.pressed and steps_done < iterations:
-            if logs_dir:
-                saved.save(sess, steps_done - 1, settings_of(args))
-                print(f"interrupted: saved a checkpoint after {steps_done} iterations in "
-                      f"{logs_dir}; run the same command to resume")
+            # Named, as the book names its checkpoints, by the last step done.
+            if logs_dir and steps_done > first:
+                path = saved.save(sess, steps_done - 1, settings_of(args))
+                print(f"interrupted after step {steps_done - 1}: saved {path}; run the same "
+                      f"command to resume")
+            elif logs_dir:
+                print("interrupted before the first step: nothing new to save")
             return 130
         if first >= iterations:
-            print(f"{logs_dir} already holds {first} iterations (--iterations {iterations})")
+            print(f"{logs_dir} already holds the {iterations} iterations asked for")
         else:
             progress.close()
     return 0
@@ -271,7 +282,7 @@ def test(args, data):
                                       identify=other_network(net)).restore(sess)
         if checkpoint is None:
             raise plumbing.UserError(f"no checkpoint in {args.logs_dir}: train first "
-                                     f"(python emotion_cnn.py --logs-dir {args.logs_dir})")
+                                     f"({training_command(args.command_line)})")
         print(f"checkpoint: {checkpoint}")
         _, predicted = evaluate(sess, net, data.valid_images, data.valid_labels)
         print("Validation accuracy: %.4f" % accuracy(predicted, data.valid_labels))
@@ -383,9 +394,13 @@ def training_feed(net, args, batch_image, batch_label, step):
 
 
 def settings_of(args):
-    """What a run's checkpoints depend on, recorded with them."""
-    return {"model": args.model, "batch_size": args.batch_size, "augment": args.augment,
-            "schedule": args.schedule, "seed": args.seed}
+    """What a run's checkpoints depend on, recorded with them (a cosine schedule's length
+    too: it sets every step's rate)."""
+    settings = {"model": args.model, "batch_size": args.batch_size, "augment": args.augment,
+                "schedule": args.schedule, "seed": args.seed}
+    if args.schedule == "cosine":
+        settings["iterations"] = args.iterations
+    return settings
 
 
 def training_switches():
@@ -494,6 +509,9 @@ class EarlyStopping:
         self.net, self.patience = net, patience
         self.folder = logs_dir / checkpoints.BEST if logs_dir else None
         self.saved = CheckpointFolder(self.folder, keeping_one(net.saver), "--logs-dir")
+        kept = self.saved.newest()
+        if kept:  # a resumed run's next best replaces it
+            self.saved.saver.recover_last_checkpoints([kept])
         self.best_loss, self.best_step, self.since_best = float("inf"), None, 0
         if self.folder and (self.folder / "validation.json").exists():
             record = json.loads((self.folder / "validation.json").read_text())
@@ -569,18 +587,21 @@ def build_parser():
                         help="train.csv + test.csv (the book's layout) or fer2013.csv; "
                              "malformed rows are skipped with a warning")
     parser.add_argument("--logs-dir", "--logs_dir", default="logs/EmotionDetector_logs",
-                        help="checkpoints (every 100 steps; a rerun resumes) and TensorBoard")
+                        help="checkpoints (every 100 steps; the same command resumes, other "
+                             "settings are refused) and TensorBoard")
     parser.add_argument("--mode", choices=("train", "test"), default="train",
                         help="train (resuming from LOGS_DIR), or score the newest checkpoint")
-    parser.add_argument("--iterations", type=int, default=MAX_ITERATIONS,
+    parser.add_argument("--iterations", type=plumbing.count(1), default=MAX_ITERATIONS,
                         help="training steps in all (the book's 1001)")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+    parser.add_argument("--batch-size", type=plumbing.count(1), default=BATCH_SIZE,
                         help="faces per training step")
-    parser.add_argument("--seed", type=int, default=None,
+    parser.add_argument("--seed", type=plumbing.seed, default=None,
                         help="seed for weights and dropout, with deterministic kernels. "
                              "Default: random (the validation split always uses seed 0)")
+    parser.add_argument("--restart", action="store_true",
+                        help="start over: remove the checkpoints in --logs-dir first")
     parser.add_argument("--dry-run", action="store_true",
-                        help="train 3 iterations to check the set-up; nothing is saved")
+                        help="train 3 iterations to check the set-up; nothing is written")
     tf_setup.add_device_option(parser)
     beyond = parser.add_argument_group("beyond the book")
     beyond.add_argument("--model", choices=sorted(MODELS), default="book",
@@ -591,19 +612,34 @@ def build_parser():
     beyond.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
                         help="learning rate: the book's constant 1e-3, or cosine from 1e-3 "
                              "to 0 at --iterations")
-    beyond.add_argument("--patience", type=int, default=0, metavar="N",
+    beyond.add_argument("--patience", type=plumbing.count(0), default=0, metavar="N",
                         help="stop after N validations without a lower validation loss, the "
                              "best checkpoint kept in LOGS_DIR/best (0: never stop early)")
-    beyond.add_argument("--eval-every", type=int, default=EVALUATE_EVERY, metavar="STEPS",
+    beyond.add_argument("--eval-every", type=plumbing.count(1), default=EVALUATE_EVERY,
+                        metavar="STEPS",
                         help="steps between validations and checkpoints (the book's 100)")
     return parser
 
 
+def training_command(argv):
+    """The command that trains what the --mode test command line `argv` tests."""
+    words, skip = [], False
+    for word in argv:
+        if skip or word == "--mode" or word.startswith("--mode="):
+            skip = word == "--mode"
+            continue
+        words.append(word)
+    return "python emotion_cnn.py " + shlex.join(words)
+
+
 def run(args):
-    if min(args.iterations, args.batch_size, args.eval_every) < 1 or args.patience < 0:
-        raise plumbing.UserError("--iterations, --batch-size and --eval-every must be at least "
-                                 "1, --patience at least 0")
-    # the augmentation's seed follows --seed, so a seeded run (and its resumption) repeats
+    if args.mode == "train" and not args.dry_run:
+        problem = plumbing.folder_problem(args.logs_dir, "--logs-dir")
+        if problem:
+            raise plumbing.ArgumentMistake(problem)
+        checkpoints.start(args.logs_dir, "--logs-dir", settings_of(args), args.restart)
+    # The augmentation's seed follows --seed, so a seeded run repeats. A run resumed from a
+    # checkpoint does not repeat the uninterrupted one exactly: dropout's stream starts afresh.
     args.augment_seed = args.seed if args.seed is not None else int(np.random.randint(2**31))
     args.device = tf_setup.configure_devices(args.cpu)
     if args.seed is not None:
@@ -616,8 +652,10 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return plumbing.run_reporting_errors(lambda: run(args))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.command_line = sys.argv[1:] if argv is None else [str(word) for word in argv]
+    return plumbing.run_reporting_errors(lambda: run(args), parser)
 
 
 if __name__ == "__main__":

@@ -124,8 +124,10 @@ def count_predictions(session, x, y_conv, image, evaluations):
 
 
 def run(args):
-    if args.evaluations is not None and args.evaluations < 1:
-        raise plumbing.UserError("--evaluations must be at least 1")
+    figure = Path(args.figure or f"{Path(args.photo).stem}_emotions.png")
+    problem = plumbing.output_problem(figure, "--figure", args.overwrite)
+    if problem:
+        raise plumbing.ArgumentMistake(problem)
     gray = read_gray(args.photo)
     image, crop = face_input(gray)
     checkpoint = latest_checkpoint(args.logs_dir)
@@ -148,7 +150,6 @@ def run(args):
             if random_graph:
                 print("note: this model's answer changes from run to run (its graph has dropout "
                       "built in, like the book's); --evaluations 1000 counts like the book")
-    figure = plumbing.numbered_if_taken(args.figure or f"{Path(args.photo).stem}_emotions.png")
     looked_for = EmotionUtils.emotion[int(np.argmax(first))]
     save_figure(image, fractions, title, figure, cam, looked_for)
     print(f"saved the figure to {figure}")
@@ -214,15 +215,17 @@ def main(argv=None):
     parser.add_argument("photo", help="a photo of one face: JPEG, PNG, ... any mode")
     parser.add_argument("--logs-dir", "--logs_dir", default="logs/EmotionDetector_logs",
                         help="where emotion_cnn.py saved its checkpoints")
-    parser.add_argument("--evaluations", type=int, default=None,
+    parser.add_argument("--evaluations", type=plumbing.count(1), default=None,
                         help="count N random predictions, as the book (for graphs with dropout "
                              "built in); default: one deterministic pass")
     parser.add_argument("--figure", default=None,
                         help="PNG of the input beside the probabilities "
-                             "(default: PHOTO_emotions.png, numbered if it exists)")
+                             "(default: PHOTO_emotions.png, a new file)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --figure replace an existing file")
     tf_setup.add_device_option(parser)
     args = parser.parse_args(argv)
-    return plumbing.run_reporting_errors(lambda: run(args))
+    return plumbing.run_reporting_errors(lambda: run(args), parser)
 
 
 if __name__ == "__main__":

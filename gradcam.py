@@ -6,6 +6,8 @@ over the picture; class_index and add_cam_arguments give the scripts that draw i
 Inception, the emotion CNN) the same --cam and --cam-class options.
 """
 
+from pathlib import Path
+
 import plumbing
 
 
@@ -69,10 +71,32 @@ def class_index(class_names, wanted):
 
 
 def add_cam_arguments(parser, where):
-    """--cam DIR and --cam-class NAME, the same in every script that draws Grad-CAM; `where`
-    says which layer, over what."""
+    """--cam DIR, --cam-class NAME and --overwrite, the same in every script that draws
+    Grad-CAM; `where` says which layer, over what."""
     parser.add_argument("--cam", metavar="DIR", default=None,
                         help=f"also save, per image, a Grad-CAM heatmap of where {where} "
-                             f"found the class (DIR/NAME_cam.png)")
+                             f"found the class (DIR/FILE_cam.png: cat_jpg_cam.png for "
+                             f"cat.jpg)")
     parser.add_argument("--cam-class", metavar="NAME", default=None,
                         help="the class --cam shows (a name or synonym; default: the top one)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --cam replace heatmaps saved before")
+
+
+def cam_paths(folder, images, overwrite):
+    """{image: DIR/FILE_cam.png} for --cam (cat.jpg and cat.png get cat_jpg_cam.png and
+    cat_png_cam.png), checked before any work: two images of one file name (from two folders)
+    or an existing file (without --overwrite) is a command-line mistake."""
+    if folder is None:
+        return {}
+    paths, taken = {}, {}
+    for image in images:
+        path = Path(folder) / f"{Path(image).name.replace('.', '_')}_cam.png"
+        if path in taken:
+            raise plumbing.ArgumentMistake(f"--cam: {taken[path]} and {image} would both be "
+                                           f"saved as {path}")
+        problem = plumbing.output_problem(path, "--cam", overwrite)
+        if problem:
+            raise plumbing.ArgumentMistake(problem)
+        paths[image], taken[path] = path, image
+    return paths

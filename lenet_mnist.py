@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+import checkpoints
 import mnist_data
 import plumbing
 import tf_setup
@@ -85,7 +86,7 @@ def build_graph(seed=None):
         optimizer = tf.train.RMSPropOptimizer(0.001, 0.9).minimize(cost)
         predict_op = tf.argmax(py_x, 1)
         epochs_done = tf.Variable(0, trainable=False, name="epochs_done")
-        saver = tf.train.Saver(max_to_keep=2)
+        saver = tf.train.Saver(max_to_keep=1)
         initializer = tf.global_variables_initializer()
     graph.finalize()  # nothing may add ops inside the training loop
     return SimpleNamespace(graph=graph, X=X, Y=Y, p_keep_conv=p_keep_conv,
@@ -153,13 +154,16 @@ def sample(data, size, rng):
 
 def train(args):
     check_arguments(args)
+    if args.dry_run:  # a check of the set-up: nothing is read from or written to disk but data
+        args.checkpoint_dir = args.logdir = args.plot = args.plot_inside = None
+    checkpoints.start(args.checkpoint_dir, "--checkpoint-dir", settings_of(args), args.restart)
     device = tf_setup.configure_devices(args.cpu)
     if args.seed is not None:
         tf_setup.make_deterministic(args.seed)
     mnist = mnist_data.read_data_sets(args.data_dir, args.validation_size)
-    if not 0 <= args.digit_index < len(mnist.test.images):
-        raise plumbing.UserError(f"--digit-index {args.digit_index}: the test set has digits "
-                                 f"0 to {len(mnist.test.images) - 1}")
+    if args.digit_index >= len(mnist.test.images):
+        raise plumbing.ArgumentMistake(f"--digit-index {args.digit_index}: the test set has "
+                                       f"digits 0 to {len(mnist.test.images) - 1}")
     max_batches, evaluation_limit = (3, 512) if args.dry_run else (None, None)
     epochs = 1 if args.dry_run else args.epochs
     validation, test = (first(mnist.validation, evaluation_limit),
@@ -167,14 +171,13 @@ def train(args):
 
     net = build_graph(args.seed)
     print(f"LeNet-5: {tf_setup.count_weights(net.weights):,} weights; training on {device}")
-    checkpoints = CheckpointFolder(None if args.dry_run else args.checkpoint_dir, net.saver,
-                                   "--checkpoint-dir")
+    saved = CheckpointFolder(args.checkpoint_dir, net.saver, "--checkpoint-dir")
     writer = None
     if args.logdir:
         with net.graph.as_default():  # FileWriter refuses to start in eager mode
             writer = tf.summary.FileWriter(args.logdir, net.graph)
     with tf_setup.new_session(net.graph) as session, plumbing.CtrlC() as ctrl_c:
-        epochs_done, history = resume(session, net, checkpoints)
+        epochs_done, history = resume(session, net, saved, epochs)
         for i in range(epochs_done, epochs):
             started = time.monotonic()
             rng = epoch_rng(args.seed, i)
@@ -195,15 +198,15 @@ def train(args):
                   f"({time.monotonic() - started:.0f} s)", flush=True)
             if writer:
                 write_scalars(writer, i, {k: v for k, v in entry.items() if k != "epoch"})
-            save(session, net, checkpoints, epochs_done, settings_of(args), history)
+            save(session, net, saved, epochs_done, settings_of(args), history)
         if ctrl_c.pressed and epochs_done < epochs:
             if writer:
                 writer.close()
             # The epoch under way is dropped: its half-trained weights saved as the end of the
             # last epoch would train those batches twice after a resume.
-            if checkpoints.folder and epochs_done:
+            if saved.folder and epochs_done:
                 print(f"interrupted: the checkpoint after {epochs_done} epochs in "
-                      f"{checkpoints.folder} is kept; run the same command to resume")
+                      f"{saved.folder} is kept; run the same command to resume")
             else:
                 print("interrupted in the first epoch: nothing to keep")
             return 130
@@ -245,19 +248,24 @@ def settings_of(args):
             "seed": args.seed}
 
 
-def resume(session, net, checkpoints):
-    """(epochs done, history) from the newest checkpoint, or (0, []) for a fresh network."""
-    latest = checkpoints.restore_or_initialize(session, lambda s: s.run(net.initializer))
+def resume(session, net, saved, epochs):
+    """(epochs done, history) from the newest checkpoint, or (0, []) for a fresh network. A
+    checkpoint past `epochs` is refused: its result is not this run's."""
+    latest = saved.restore_or_initialize(session, lambda s: s.run(net.initializer))
     if latest is None:
         return 0, []
     epochs_done = int(session.run(net.epochs_done))
-    print(f"resuming from {checkpoints.folder} after {epochs_done} epochs")
-    return epochs_done, checkpoints.record().get("history", [])[:epochs_done]
+    if epochs_done > epochs:
+        raise plumbing.UserError(f"{saved.folder} holds {epochs_done} epochs, more than "
+                                 f"--epochs {epochs}; choose another --checkpoint-dir to start "
+                                 f"fresh, or add --restart to start over in this one")
+    print(f"resuming from {saved.folder} after {epochs_done} epochs")
+    return epochs_done, saved.record().get("history", [])[:epochs_done]
 
 
-def save(session, net, checkpoints, epochs_done, settings, history):
+def save(session, net, saved, epochs_done, settings, history):
     tf_setup.load_variable(session, net.epochs_done, epochs_done)
-    checkpoints.save(session, epochs_done, settings, history=history)
+    saved.save(session, epochs_done, settings, history=history)
 
 
 def write_scalars(writer, step, values):
@@ -300,38 +308,52 @@ def build_parser():
         "Train the book's LeNet-5-style CNN on MNIST (TensorFlow 2 via tf.compat.v1).")
     parser.add_argument("--data-dir", default="data/MNIST-data",
                         help="where the four MNIST .gz files are, or are downloaded to")
-    parser.add_argument("--epochs", type=int, default=100, help="total epochs (the book's 100)")
-    parser.add_argument("--batch-size", type=int, default=128, help="images per training step")
-    parser.add_argument("--test-size", type=int, default=256,
+    parser.add_argument("--epochs", type=plumbing.count(1), default=100,
+                        help="total epochs (the book's 100); a rerun with more continues")
+    parser.add_argument("--batch-size", type=plumbing.count(1), default=128,
+                        help="images per training step")
+    parser.add_argument("--test-size", type=plumbing.count(1), default=256,
                         help="random test images scored after each epoch, as in the book")
-    parser.add_argument("--validation-size", type=int, default=mnist_data.VALIDATION_SIZE,
+    parser.add_argument("--validation-size", type=plumbing.count(1),
+                        default=mnist_data.VALIDATION_SIZE,
                         help="training images held back for validation")
-    parser.add_argument("--seed", type=int, default=None,
+    parser.add_argument("--seed", type=plumbing.seed, default=None,
                         help="seed for weights, dropout and shuffling; also turns on "
                              "deterministic kernels (same seed, same numbers). Default: random")
     parser.add_argument("--checkpoint-dir", default="checkpoints/lenet_mnist",
-                        help="checkpoint after every epoch here; a rerun resumes from it")
+                        help="checkpoint after every epoch here; the same command resumes "
+                             "from it, other settings are refused")
+    parser.add_argument("--restart", action="store_true",
+                        help="start over: remove the checkpoints in --checkpoint-dir first")
     parser.add_argument("--logdir", default=None, help="write TensorBoard scalars here")
     parser.add_argument("--plot", metavar="PATH", default=None,
                         help="save loss and accuracy curves as a PNG (a new file)")
     parser.add_argument("--plot-inside", metavar="PATH", default=None,
                         help="after training (or from a finished checkpoint), save conv1's "
                              "kernels and the conv1-3 maps of one test digit as a PNG")
-    parser.add_argument("--digit-index", type=int, default=0,
+    parser.add_argument("--digit-index", type=plumbing.count(0), default=0,
                         help="the test digit --plot-inside shows")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --plot and --plot-inside replace existing files")
     parser.add_argument("--dry-run", action="store_true",
-                        help="one epoch of 3 batches, 512-image evaluations, no checkpoints")
+                        help="one epoch of 3 batches, 512-image evaluations; nothing is written")
     tf_setup.add_device_option(parser)
     return parser
 
 
 def check_arguments(args):
-    for name in ("epochs", "batch_size", "test_size", "validation_size"):
-        if getattr(args, name) < 1:
-            raise plumbing.UserError(f"--{name.replace('_', '-')} must be at least 1")
-    for path in (args.plot, args.plot_inside):
-        if path:
-            plumbing.require_new_output(path)
+    """The command-line mistakes argparse cannot see, before any work."""
+    outputs = {"--plot": args.plot, "--plot-inside": args.plot_inside}
+    problem = plumbing.distinct_outputs_problem(outputs)
+    for option, path in outputs.items():
+        if path and checkpoints.owns(args.checkpoint_dir, path):
+            problem = problem or f"{option} {path} is one of the checkpoint's own files"
+        problem = problem or (path and plumbing.output_problem(path, option, args.overwrite))
+    for option in ("--checkpoint-dir", "--logdir"):
+        folder = getattr(args, option[2:].replace("-", "_"))
+        problem = problem or (folder and plumbing.folder_problem(folder, option))
+    if problem:
+        raise plumbing.ArgumentMistake(problem)
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,8 +406,9 @@ def plot_inside(views, path):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return plumbing.run_reporting_errors(lambda: train(args))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return plumbing.run_reporting_errors(lambda: train(args), parser)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """What every script of the chapter does around its work, written once.
 
 Holds UserError and run_reporting_errors (a problem the user can fix is one line and exit 1,
-Ctrl-C exit 130), argument_parser (--help with each default shown once), CtrlC (a first Ctrl-C
-checked between steps), Progress (a line with rate and ETA), and the rules for output files:
-atomic_output, require_new_output, numbered_if_taken, writable_folder, pyplot and save_figure.
+an ArgumentMistake exit 2 with the usage line, Ctrl-C exit 130), argument_parser (--help with
+each default shown once) and the argument types every script checks its numbers with (count,
+number, seed), CtrlC (a first Ctrl-C checked between steps), Progress (a line with rate and
+ETA), and the one policy for output files: output_problem, folder_problem and
+distinct_outputs_problem (checked before any work; a result is never replaced without
+--overwrite), atomic_output, pyplot and save_figure.
 
 The rest of the shared code lives in modules named for their job: downloads.py, image_io.py,
 tf_setup.py, checkpoints.py and gradcam.py.
@@ -11,6 +14,7 @@ tf_setup.py, checkpoints.py and gradcam.py.
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -22,6 +26,11 @@ from pathlib import Path
 
 class UserError(Exception):
     """A problem the user can fix (missing file, bad input, no network); reported in one line."""
+
+
+class ArgumentMistake(UserError):
+    """A command-line mistake argparse cannot see (options that must agree, an output that
+    cannot be written), found before any work; exit 2 with the usage line, as argparse's own."""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -45,11 +54,55 @@ def program_name():
     return Path(sys.argv[0]).name or "script"
 
 
-def run_reporting_errors(work):
-    """Run `work()` and turn expected failures into one line on stderr and an exit code."""
+def count(minimum=1):
+    """An argparse type: a whole number of at least `minimum`."""
+    def whole_number(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
+    return whole_number
+
+
+def number(minimum=None, positive=False):
+    """An argparse type: a finite number, more than 0 if `positive`, at least `minimum`."""
+    def finite_number(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+        if positive and value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not more than 0")
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is less than {minimum:g}")
+        return value
+    return finite_number
+
+
+def seed(text):
+    """An argparse type: a seed NumPy and TensorFlow both take, 0 to 2**32 - 1."""
+    value = count(0)(text)
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is more than {2**32 - 1}, the largest seed")
+    return value
+
+
+def run_reporting_errors(work, parser=None):
+    """Run `work()` and turn expected failures into one line on stderr and an exit code; an
+    ArgumentMistake also prints `parser`'s usage line."""
     program = program_name()
     try:
         return work() or 0
+    except ArgumentMistake as error:
+        if parser is not None:
+            parser.print_usage(sys.stderr)
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return 2
     except UserError as error:
         print(f"{program}: error: {error}", file=sys.stderr)
         return 1
@@ -187,16 +240,6 @@ def current_umask():
     return umask
 
 
-def numbered_if_taken(path):
-    """`path`, or `name-1.png`, `name-2.png`... if it exists: results never replace a file."""
-    path, number = Path(path), 1
-    candidate = path
-    while candidate.exists():
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-        number += 1
-    return candidate
-
-
 def pyplot():
     """matplotlib.pyplot drawing into files only, so plots work without a display."""
     import matplotlib
@@ -212,25 +255,39 @@ def save_figure(figure, path, dpi=100):
     pyplot().close(figure)
 
 
-def require_new_output(path, overwrite=False):
-    """Fail before any long work if `path` exists (and may not be replaced) or cannot be written."""
+def output_problem(path, option, overwrite=False):
+    """Why `path`, a result file named with `option`, cannot be written, or None. Results
+    are never replaced without --overwrite; nothing is made or written by the check."""
     path = Path(path)
+    if path.is_dir():
+        return f"{option} {path} is a folder; give a file name"
     if path.exists() and not overwrite:
-        raise UserError(f"{path} already exists; choose another name")
-    folder = path.parent if str(path.parent) else Path(".")
+        return (f"{option} {path} already exists; add --overwrite to replace it, or choose "
+                f"another name")
+    return folder_problem(path.parent, option, path)
+
+
+def folder_problem(folder, option, named=None):
+    """Why `folder` (given with `option`, or holding the file `named`) cannot be made or
+    written, or None; nothing is made."""
+    folder = Path(folder) if str(folder) else Path(".")
+    named = named or folder
     existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
-    if not os.access(existing, os.W_OK):
-        raise UserError(f"cannot write to {folder}")
+    if not existing.is_dir():
+        return f"{option} {named}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{option} {named}: cannot write in {existing}"
+    return None
 
 
-def writable_folder(path, option):
-    """Make the folder `path` (given with `option`) before any work, or say why it cannot be."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"{option} {path}: cannot make that folder "
-                        f"({error.strerror or error})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UserError(f"{option} {path}: cannot write there")
-    return path
+def distinct_outputs_problem(outputs):
+    """Why two of `outputs` ({option: path or None}) would write one file, or None."""
+    seen = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        where = Path(path).resolve()
+        if where in seen:
+            return f"{seen[where]} and {option} name the same file, {path}"
+        seen[where] = option
+    return None

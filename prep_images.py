@@ -68,12 +68,22 @@ def convert(job):
 
 
 def plan(source_dir, output_dir, test_count, seed, size, mode):
-    """(jobs, test rows): which source goes where. The split depends only on the file names and
-    the seed, so a rerun picks the same files."""
+    """(jobs, test rows, files skipped): which source goes where. The split depends only on the
+    file names and the seed, so a rerun picks the same files. A file not named as an image,
+    or a photo whose name says neither cat nor dog, is named and left out."""
     files = sorted(p for p in Path(source_dir).iterdir() if not p.name.startswith("."))
-    sources = [p for p in files if p.suffix.lower() in image_io.IMAGE_SUFFIXES]
-    for other in sorted(set(files) - set(sources)):
+    images = [p for p in files if p.suffix.lower() in image_io.IMAGE_SUFFIXES]
+    for other in sorted(set(files) - set(images)):
         print(f"warning: skipped {other} (not an image file name)", file=sys.stderr)
+    sources = [p for p in images if label_of(p.name) is not None]
+    unlabelled = [p.name for p in images if label_of(p.name) is None]
+    if unlabelled:
+        print(f"warning: skipped {len(unlabelled)} photos named neither cat nor dog "
+              f"({', '.join(unlabelled[:5])}{', ...' if len(unlabelled) > 5 else ''})",
+              file=sys.stderr)
+    if sources and test_count >= len(sources):
+        raise plumbing.ArgumentMistake(f"--test-count {test_count} leaves no training photos "
+                                       f"({source_dir} has {len(sources)} cat and dog photos)")
     order = np.random.default_rng(seed).permutation(len(sources))
     test_dir, train_dir = Path(output_dir) / "testDir", Path(output_dir) / "trainDir"
     jobs, test_rows = [], []
@@ -85,7 +95,7 @@ def plan(source_dir, output_dir, test_count, seed, size, mode):
         else:
             target = train_dir / jpeg_name(source)
         jobs.append((str(source), str(target), size, mode))
-    return jobs, test_rows, len(files) - len(sources)
+    return jobs, test_rows, (len(files) - len(images), len(unlabelled))
 
 
 def write_test_labels(output_dir, test_rows, failed):
@@ -139,13 +149,13 @@ def prepare(args):
     if output_dir.resolve() == source_dir.resolve() or source_dir.resolve() in \
             output_dir.resolve().parents:
         raise plumbing.UserError("the output folder must not be inside the source folder")
-    if args.size < 8 or args.test_count < 0 or args.workers < 1:
-        raise plumbing.UserError("--size must be at least 8, --test-count and --workers "
-                                 "positive")
-    jobs, test_rows, not_images = plan(source_dir, output_dir, args.test_count, args.seed, args.size,
-                           args.mode)
+    problem = plumbing.folder_problem(output_dir, "output")
+    if problem:
+        raise plumbing.ArgumentMistake(problem)
+    jobs, test_rows, skipped = plan(source_dir, output_dir, args.test_count, args.seed,
+                                    args.size, args.mode)
     if not jobs:
-        raise plumbing.UserError(f"{source_dir} has no image files")
+        raise plumbing.UserError(f"{source_dir} has no cat or dog photos")
     check_or_record_settings(output_dir, settings_of(args, jobs))
     for folder in ("trainDir", "testDir"):
         (output_dir / folder).mkdir(parents=True, exist_ok=True)
@@ -162,7 +172,8 @@ def prepare(args):
     tests = write_test_labels(output_dir, test_rows, failed)
     print(f"prepared {len(jobs) - len(failed) - tests} training and {tests} test images "
           f"({args.size}x{args.size}, {args.mode}) in {output_dir}"
-          + (f"; skipped {not_images} files not named as images" if not_images else ""))
+          + (f"; skipped {skipped[0]} files not named as images" if skipped[0] else "")
+          + (f"; skipped {skipped[1]} photos named neither cat nor dog" if skipped[1] else ""))
     return unreadable.exit_code()
 
 
@@ -181,17 +192,19 @@ def main(argv=None):
         "dogs-vs-cats photos.")
     parser.add_argument("source", help="folder of cat.N.jpg / dog.N.jpg photos (never modified)")
     parser.add_argument("output", help="where trainDir/ and testDir/ are written")
-    parser.add_argument("--size", type=int, default=227, help="side of the square outputs")
-    parser.add_argument("--test-count", type=int, default=100,
+    parser.add_argument("--size", type=plumbing.count(8), default=227,
+                        help="side of the square outputs")
+    parser.add_argument("--test-count", type=plumbing.count(0), default=100,
                         help="photos set aside as the numbered testDir (the book kept 100)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
+    parser.add_argument("--seed", type=plumbing.seed, default=0,
+                        help="seed of the train/test split")
     parser.add_argument("--mode", choices=("squash", "crop"), default="squash",
                         help="squash to a square as the book did, or crop the centre square")
-    parser.add_argument("--workers", type=int, default=usable_cpus(),
+    parser.add_argument("--workers", type=plumbing.count(1), default=usable_cpus(),
                         help="processes that decode and resize (default: the CPUs this "
                              "process may use)")
     args = parser.parse_args(argv)
-    return plumbing.run_reporting_errors(lambda: prepare(args))
+    return plumbing.run_reporting_errors(lambda: prepare(args), parser)
 
 
 if __name__ == "__main__":

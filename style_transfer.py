@@ -2,7 +2,7 @@
 
     python style_transfer.py --content cat.jpg --style mosaic.jpg
     python style_transfer.py --content me.jpg --style a.jpg b.jpg --style-blend-weights 0.7 0.3 \\
-        --optimizer lbfgs --iterations 300 --preserve-colors
+        --optimizer lbfgs --iterations 300 --preserve-colors --output-dir out/me
 
 By default everything is the book's: VGG-19 conv1_1 ... conv5_4 with average pooling, content
 loss on conv5_4, style loss on conv1_1 ... conv5_1 weighted 0.5, 1.3, 2.3, 3.1, 4.0, alpha 1,
@@ -21,8 +21,9 @@ What changed, and why:
   * plot_results.py's grid of saved iterations is drawn, with the loss curve beside it.
 Beyond the book, as neural-style offers: L-BFGS (`--optimizer lbfgs`, much faster to the same
 loss; README: how long things take), several blended styles, colour preservation,
-total-variation smoothing, bf16 mixed precision, and a progress line with ETA. Ctrl-C keeps the work: the image where the optimiser stands becomes
-the final image, with the grid and the loss curve so far.
+total-variation smoothing, bf16 mixed precision, and a progress line with ETA. Ctrl-C keeps the
+work: the image where the optimiser stands becomes the final image, with the grid and the loss
+curve so far.
 """
 
 import os
@@ -447,27 +448,35 @@ def planned_outputs(args):
 
 
 def check_before_work(args):
-    """Every reason to stop, found before the long work starts."""
-    if args.iterations < 1 or args.size < 16 or args.print_every < 1 or args.save_every < 1:
-        raise plumbing.UserError("--iterations, --print-every and --save-every must be >= 1 "
-                                 "and --size >= 16")
+    """Every command-line mistake, found before the long work starts. Every file the run
+    reads (the images and the weights) is an input, and outputs never replace inputs."""
+    if not args.content or not args.style:
+        raise plumbing.ArgumentMistake("give --content and --style images")
+    if args.content_layer not in CONV_LAYERS:
+        raise plumbing.ArgumentMistake(f"--content-layer must be one of "
+                                       f"{', '.join(CONV_LAYERS)}")
     if args.style_blend_weights and len(args.style_blend_weights) != len(args.style):
-        raise plumbing.UserError("give one --style-blend-weights value per --style image")
+        raise plumbing.ArgumentMistake(f"give one --style-blend-weights value per --style image "
+                                       f"({len(args.style)} images, "
+                                       f"{len(args.style_blend_weights)} weights)")
+    if args.style_blend_weights and sum(args.style_blend_weights) <= 0:
+        raise plumbing.ArgumentMistake("--style-blend-weights must not all be 0")
     images = [args.content, *args.style]
     if args.initial not in ("content", "noise", "style"):
         images.append(args.initial)
-    inputs = [Path(image).resolve() for image in images]
+    inputs = [Path(path).resolve() for path in images + ([args.weights] if args.weights else [])]
     _, outputs = planned_outputs(args)
     for output in outputs:
         if output.resolve() in inputs:
-            raise plumbing.UserError(f"{output} is an input; outputs never replace inputs")
-        plumbing.require_new_output(output, overwrite=args.overwrite)
+            raise plumbing.ArgumentMistake(f"{output} is an input; outputs never replace inputs")
+        option = "--output" if args.output and output == Path(args.output) else "--output-dir"
+        problem = plumbing.output_problem(output, option, args.overwrite)
+        if problem:
+            raise plumbing.ArgumentMistake(problem)
 
 
 def settings_from(args):
     blend = np.array(args.style_blend_weights or [1.0] * len(args.style), np.float64)
-    if np.any(blend < 0) or blend.sum() <= 0:
-        raise plumbing.UserError("--style-blend-weights must be positive")
     return SimpleNamespace(content_layer=args.content_layer, content_weight=args.content_weight,
                            style_weight=args.style_weight, tv_weight=args.tv_weight,
                            learning_rate=args.learning_rate,
@@ -478,10 +487,6 @@ def run(args):
     if args.list_layers:
         print(list_layers(load_vgg(args.weights or downloads.fetch(VGG_WEIGHTS, DATA_DIR))))
         return 0
-    if not args.content or not args.style:
-        raise plumbing.UserError("give --content and --style images")
-    if args.content_layer not in CONV_LAYERS:
-        raise plumbing.UserError(f"--content-layer must be one of {', '.join(CONV_LAYERS)}")
     check_before_work(args)
     content_image = image_io.open_rgb(args.content)
     style_images = [image_io.open_rgb(path) for path in args.style]
@@ -544,7 +549,8 @@ def build_parser():
         "Paint the content image in the style of the style image(s) with VGG-19.")
     parser.add_argument("--content", help="the photo to repaint (never modified)")
     parser.add_argument("--style", nargs="+", default=[], help="one or more style images")
-    parser.add_argument("--style-blend-weights", type=float, nargs="+", default=None,
+    parser.add_argument("--style-blend-weights", type=plumbing.number(minimum=0), nargs="+",
+                        default=None,
                         help="one weight per style (normalised); default equal")
     parser.add_argument("--weights", default=None,
                         help=f"imagenet-vgg-verydeep-19.mat (default: downloaded to {DATA_DIR})")
@@ -555,22 +561,27 @@ def build_parser():
     parser.add_argument("--output", default=None,
                         help="the final image (default: OUTPUT_DIR/final.png)")
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
-    parser.add_argument("--iterations", type=int, default=None,
+    parser.add_argument("--iterations", type=plumbing.count(1), default=None,
                         help="optimiser steps (default: the book's 1000 with adam, 100 with "
                              "lbfgs)")
-    parser.add_argument("--print-every", type=int, default=None,
+    parser.add_argument("--print-every", type=plumbing.count(1), default=None,
                         help="print the cost every this many iterations (default: 100 with "
                              "adam, 10 with lbfgs)")
-    parser.add_argument("--save-every", type=int, default=None,
+    parser.add_argument("--save-every", type=plumbing.count(1), default=None,
                         help="save OUTPUT_DIR/N.png every this many iterations (default: as "
                              "--print-every)")
-    parser.add_argument("--size", type=int, default=478, help="longest side in pixels")
+    parser.add_argument("--size", type=plumbing.count(16), default=478,
+                        help="longest side in pixels")
     parser.add_argument("--content-layer", default="conv5_4",
                         help="the layer whose features the content loss compares")
-    parser.add_argument("--content-weight", type=float, default=1.0, help="alpha")
-    parser.add_argument("--style-weight", type=float, default=100.0, help="beta")
-    parser.add_argument("--tv-weight", type=float, default=0.0, help="total-variation weight")
-    parser.add_argument("--learning-rate", type=float, default=1.5, help="Adam's step")
+    parser.add_argument("--content-weight", type=plumbing.number(minimum=0), default=1.0,
+                        help="alpha")
+    parser.add_argument("--style-weight", type=plumbing.number(minimum=0), default=100.0,
+                        help="beta")
+    parser.add_argument("--tv-weight", type=plumbing.number(minimum=0), default=0.0,
+                        help="total-variation weight")
+    parser.add_argument("--learning-rate", type=plumbing.number(positive=True), default=1.5,
+                        help="Adam's step")
     parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam",
                         help="the book's Adam, or L-BFGS: the loss of the book's 1000 Adam "
                              "iterations in a few dozen iterations (README)")
@@ -582,7 +593,8 @@ def build_parser():
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="bf16: mixed precision (oneDNN bf16 on CPUs that have it, fp16 on "
                              "GPUs)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the starting noise")
+    parser.add_argument("--seed", type=plumbing.seed, default=None,
+                        help="seed of the starting noise")
     tf_setup.add_device_option(parser)
     return parser
 
@@ -601,8 +613,9 @@ def with_optimizer_defaults(args):
 
 
 def main(argv=None):
-    args = with_optimizer_defaults(build_parser().parse_args(argv))
-    return plumbing.run_reporting_errors(lambda: run(args))
+    parser = build_parser()
+    args = with_optimizer_defaults(parser.parse_args(argv))
+    return plumbing.run_reporting_errors(lambda: run(args), parser)
 
 
 if __name__ == "__main__":

@@ -332,20 +332,20 @@ def test_cam_saves_one_titled_heatmap_per_image(standin, tmp_path):
                         tmp_path / "gray.jpg", "--weights", folder / "bvlc_alexnet.npy",
                         "--classes", folder / "caffe_classes.py", "--cam", tmp_path / "cams")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "cams").iterdir()) == ["gray_cam.png",
-                                                                     "wide_cam.png"]
+    assert sorted(p.name for p in (tmp_path / "cams").iterdir()) == ["gray_jpg_cam.png",
+                                                                     "wide_png_cam.png"]
     saved = re.findall(r"^saved where the network looked for '(.+)' to (.+)$", result.stdout,
                        re.MULTILINE)
     tops = [b[2].splitlines()[0].rsplit(" ", 1)[0] for b in BLOCK.findall(result.stdout)]
     assert [name for name, _ in saved] == [top[:40] for top in tops]
-    with Image.open(tmp_path / "cams" / "wide_cam.png") as figure:
+    with Image.open(tmp_path / "cams" / "wide_png_cam.png") as figure:
         assert figure.format == "PNG" and figure.size[0] > 300
 
 
 @pytest.mark.parametrize("option, value, words", [
     ("--cam-class", "no such animal", "--cam-class 'no such animal' names no class"),
     ("--cam-class", "class", "is in 999 class names"),
-    ("--cam", "a_file.txt/cams", "--cam {tmp}/a_file.txt/cams: cannot make that folder"),
+    ("--cam", "a_file.txt/cams", "{tmp}/a_file.txt is a file, not a folder"),
 ])
 def test_cam_mistakes_are_one_line(standin, tmp_path, capsys, option, value, words):
     folder, _ = standin
@@ -354,9 +354,11 @@ def test_cam_mistakes_are_one_line(standin, tmp_path, capsys, option, value, wor
     args = [str(tmp_path / "x.png"), "--weights", str(folder / "bvlc_alexnet.npy"),
             "--classes", str(folder / "caffe_classes.py"), "--cam", str(tmp_path / "cams")]
     args += [option, str(tmp_path / value) if option == "--cam" else value]
-    assert alexnet_forward.main(args) == 1
+    code = alexnet_forward.main(args)
     err = capsys.readouterr().err
-    assert words.format(tmp=tmp_path) in err and err.count("\n") == 1, err
+    assert code == (2 if option == "--cam" else 1), err  # a folder under a file: a mistake
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and words.format(tmp=tmp_path) in errors[0], err
 
 
 def test_cam_class_takes_a_synonym():

@@ -136,8 +136,12 @@ def test_several_images_a_text_file_and_bottlenecks(tmp_path, model_dir):
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "notes.txt is not an image" in errors[0]
     saved = sorted(p.name for p in (tmp_path / "features").iterdir())
-    assert saved == ["picture-1.npy", "picture.npy"]
-    assert np.load(tmp_path / "features" / "picture.npy").shape == (4,)
+    assert saved == ["picture_png.npy", "picture_webp.npy"]
+    assert np.load(tmp_path / "features" / "picture_png.npy").shape == (4,)
+    again = classify("--model_dir", model_dir, "--image_file", png, "--bottleneck",
+                     tmp_path / "features")
+    assert again.returncode == 0, again.stderr  # a cache: the same image replaces its file
+    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == saved
 
 
 def test_the_books_image_flag_is_accepted(tmp_path, model_dir):
@@ -350,12 +354,12 @@ def test_cam_on_every_kind_of_image_in_one_run(tmp_path, model_dir):
 
 @pytest.mark.parametrize("option, value, words", [
     ("--cam-class", "unicorn", "--cam-class 'unicorn' names no class"),
-    ("--cam", "file.txt/cams", "cannot make that folder"),
+    ("--cam", "file.txt/cams", "file.txt is a file, not a folder"),
 ])
 def test_cam_mistakes_are_one_line(tmp_path, model_dir, capsys, option, value, words):
     (tmp_path / "file.txt").write_text("x")
     args = ["--model_dir", str(model_dir), "--cam", str(tmp_path / "cams")]
     args += [option, str(tmp_path / value) if option == "--cam" else value]
-    assert classify_image.main(args) == 1
+    assert classify_image.main(args) == (2 if option == "--cam" else 1)
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(err) == 1 and words in err[0], err

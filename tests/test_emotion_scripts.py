@@ -140,6 +140,8 @@ def test_training_learns_and_a_rerun_resumes(tmp_path):
     assert first.returncode == 0, first.stderr
     second = run_script(PROJECT / "emotion_cnn.py", *common, "--iterations", "201")
     assert "Model Restored!" in second.stdout
+    # The last checkpoint is what resume needs; the book's saver kept five.
+    assert [p.name for p in (tmp_path / "logs").glob("*.index")] == ["model.ckpt-200.index"]
     losses = re.findall(r"^Training Loss", second.stdout, re.MULTILINE)
     assert len(losses) == 10  # steps 101..200 only: nothing trained twice
     tested = run_script(PROJECT / "emotion_cnn.py", "--data-dir", data, "--logs-dir",
@@ -154,10 +156,12 @@ def test_ctrl_c_saves_a_checkpoint_and_a_rerun_resumes_from_it(tmp_path):
     process = start_script(PROJECT / "emotion_cnn.py", *common, "--iterations", "100000")
     out, err = ctrl_c_when(process, r"^Training Loss")
     assert process.returncode == 130 and "Traceback" not in err, err
-    done = int(re.search(r"interrupted: saved a checkpoint after (\d+) iterations", out).group(1))
-    assert 1 <= done < 100000
-    resumed = run_script(PROJECT / "emotion_cnn.py", *common, "--iterations", str(done + 1))
+    step, saved = re.search(r"interrupted after step (\d+): saved (\S+);", out).groups()
+    assert saved.endswith(f"model.ckpt-{step}")  # the step printed is the step in the name
+    assert 0 <= int(step) < 100000
+    resumed = run_script(PROJECT / "emotion_cnn.py", *common, "--iterations", str(int(step) + 2))
     assert resumed.returncode == 0 and "Model Restored!" in resumed.stdout
+    assert f"resuming from {saved} at step {int(step) + 1}" in resumed.stdout
     assert "training: 100% |" in resumed.stderr and "1/1 steps" in resumed.stderr
 
 
@@ -243,8 +247,11 @@ def test_emotion_test_prints_seven_lines_and_a_figure(tmp_path, trained):
     assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
     again = run_script(PROJECT / "emotion_test.py", tmp_path / "me.png", "--logs-dir",
                        root / "logs", "--figure", tmp_path / "fig.png")
-    assert (tmp_path / "fig-1.png").exists()  # an earlier figure is never replaced
-    assert again.stdout.split("model:")[1].count("%") == 7
+    assert again.returncode == 2 and "add --overwrite" in again.stderr  # never replaced
+    replaced = run_script(PROJECT / "emotion_test.py", tmp_path / "me.png", "--logs-dir",
+                          root / "logs", "--figure", tmp_path / "fig.png", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stdout.split("model:")[1].count("%") == 7
 
 
 def save_book_style_graph(directory):
@@ -271,7 +278,7 @@ def test_a_book_style_graph_with_baked_dropout(tmp_path, capsys):
               "--figure", str(tmp_path / "f.png")]
     assert emotion_test.main(common) == 0
     assert "answer changes from run to run" in capsys.readouterr().out
-    assert emotion_test.main(common + ["--evaluations", "250"]) == 0
+    assert emotion_test.main(common + ["--evaluations", "250", "--overwrite"]) == 0
     counted = SEVEN_LINES.findall(capsys.readouterr().out)
     values = [float(value) for _, value in counted]
     assert len(values) == 7 and abs(sum(values) - 100) < 1e-6

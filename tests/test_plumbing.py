@@ -1,5 +1,6 @@
 """The shared plumbing: verified downloads, safe extraction, atomic outputs, error reporting."""
 
+import argparse
 import errno
 import hashlib
 import io
@@ -218,12 +219,53 @@ def test_atomic_output_leaves_nothing_when_writing_fails(tmp_path):
     assert leftovers(tmp_path) == ["plot.png"]
 
 
-def test_require_new_output_refuses_to_overwrite(tmp_path):
+def test_an_output_is_checked_without_making_anything(tmp_path):
     (tmp_path / "out.png").write_bytes(b"earlier result")
-    with pytest.raises(UserError, match="already exists"):
-        plumbing.require_new_output(tmp_path / "out.png")
-    plumbing.require_new_output(tmp_path / "out.png", overwrite=True)
-    plumbing.require_new_output(tmp_path / "new" / "deeper" / "out.png")
+    (tmp_path / "file").write_text("x")
+    assert "--plot" in plumbing.output_problem(tmp_path / "out.png", "--plot")
+    assert "add --overwrite" in plumbing.output_problem(tmp_path / "out.png", "--plot")
+    assert plumbing.output_problem(tmp_path / "out.png", "--plot", overwrite=True) is None
+    assert plumbing.output_problem(tmp_path / "new" / "deeper" / "out.png", "--plot") is None
+    assert "is a folder" in plumbing.output_problem(tmp_path, "--plot")
+    assert f"{tmp_path / 'file'} is a file, not a folder" in plumbing.output_problem(
+        tmp_path / "file" / "deeper" / "out.png", "--plot")
+    assert plumbing.folder_problem(tmp_path / "a" / "b", "--logdir") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out.png"]
+    assert plumbing.distinct_outputs_problem({"--a": tmp_path / "x", "--b": None,
+                                              "--c": tmp_path / "y"}) is None
+    assert "--a and --c name the same file" in plumbing.distinct_outputs_problem(
+        {"--a": tmp_path / "x", "--c": tmp_path / "." / "x"})
+
+
+@pytest.mark.parametrize("kind, text, value", [
+    (plumbing.count(1), "3", 3), (plumbing.count(0), "0", 0), (plumbing.seed, "4294967295",
+                                                                4294967295),
+    (plumbing.number(positive=True), "1e-3", 1e-3), (plumbing.number(minimum=0), "0", 0.0)])
+def test_argument_types_take_what_is_in_range(kind, text, value):
+    assert kind(text) == value
+
+
+@pytest.mark.parametrize("kind, text, words", [
+    (plumbing.count(1), "0", "0 is less than 1"), (plumbing.count(1), "2.5", "not a whole"),
+    (plumbing.seed, "-1", "-1 is less than 0"), (plumbing.seed, "4294967296", "largest seed"),
+    (plumbing.number(positive=True), "nan", "not a finite number"),
+    (plumbing.number(positive=True), "-inf", "not a finite number"),
+    (plumbing.number(positive=True), "0", "not more than 0"),
+    (plumbing.number(minimum=0), "-0.5", "less than 0")])
+def test_argument_types_refuse_what_is_not(kind, text, words):
+    with pytest.raises(argparse.ArgumentTypeError, match=words):
+        kind(text)
+
+
+def test_an_argument_mistake_is_exit_2_after_the_usage_line(capsys):
+    parser = plumbing.argument_parser("a script")
+
+    def mistaken():
+        raise plumbing.ArgumentMistake("--a and --b name the same file")
+    assert plumbing.run_reporting_errors(mistaken, parser) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ") and err.rstrip().endswith(
+        "error: --a and --b name the same file")
 
 
 def test_errors_are_reported_in_one_line(capsys):
@@ -233,13 +275,6 @@ def test_errors_are_reported_in_one_line(capsys):
     assert plumbing.run_reporting_errors(lambda: 0) == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.rstrip().endswith("error: data/x.gz is truncated")
-
-
-def test_numbered_if_taken_never_returns_an_existing_file(tmp_path):
-    assert plumbing.numbered_if_taken(tmp_path / "a.png") == tmp_path / "a.png"
-    (tmp_path / "a.png").write_bytes(b"1")
-    (tmp_path / "a-1.png").write_bytes(b"2")
-    assert plumbing.numbered_if_taken(tmp_path / "a.png") == tmp_path / "a-2.png"
 
 
 def test_outputs_follow_the_umask_which_is_read_without_being_set(tmp_path, monkeypatch):

@@ -223,17 +223,20 @@ def test_earlier_outputs_and_inputs_are_never_replaced(mats, pictures, tmp_path)
     first = stylize(mats, pictures, tmp_path / "out", "--iterations", "2")
     assert first.returncode == 0, first.stderr
     again = stylize(mats, pictures, tmp_path / "out", "--iterations", "2")
-    assert again.returncode == 1 and "already exists" in again.stderr
+    assert again.returncode == 2 and "already exists; add --overwrite" in again.stderr
     assert "Traceback" not in again.stderr
     assert stylize(mats, pictures, tmp_path / "out", "--iterations", "2",
                    "--overwrite").returncode == 0
     onto_input = stylize(mats, pictures, tmp_path / "out2", "--iterations", "2",
                          "--output", pictures / "content.png", "--overwrite")
-    assert onto_input.returncode == 1 and "outputs never replace inputs" in onto_input.stderr
+    assert onto_input.returncode == 2 and "outputs never replace inputs" in onto_input.stderr
+    onto_weights = stylize(mats, pictures, tmp_path / "out4", "--iterations", "2",
+                           "--output", mats["new"], "--overwrite")
+    assert onto_weights.returncode == 2 and "outputs never replace inputs" in onto_weights.stderr
     onto_initial = stylize(mats, pictures, tmp_path / "out3", "--iterations", "2", "--initial",
                            pictures / "style2.png", "--output", pictures / "style2.png",
                            "--overwrite")
-    assert onto_initial.returncode == 1 and "outputs never replace inputs" in onto_initial.stderr
+    assert onto_initial.returncode == 2 and "outputs never replace inputs" in onto_initial.stderr
 
 
 def style_loss_of(mats, pictures, names, blend):
@@ -260,7 +263,7 @@ def test_two_styles_blend_their_losses_by_the_weights(mats, pictures, tmp_path):
     assert blended == pytest.approx(0.7 * first + 0.3 * second, rel=1e-4)
     wrong = stylize(mats, pictures, tmp_path / "out2", "--iterations", "5",
                     "--style-blend-weights", "1", style=("style.jpg", "style2.png"))
-    assert wrong.returncode == 1 and "one --style-blend-weights value per" in wrong.stderr
+    assert wrong.returncode == 2 and "one --style-blend-weights value per" in wrong.stderr
 
 
 def has_bfloat16():
@@ -486,7 +489,7 @@ def test_the_memory_check_comes_before_the_weights_are_read(mats, pictures, tmp_
 @pytest.mark.parametrize("given, expected", [
     ([], (1000, 100, 100)),  # the book's
     (["--optimizer", "lbfgs"], (100, 10, 10)),
-    (["--optimizer", "lbfgs", "--iterations", "0", "--save-every", "50"], (0, 10, 50)),
+    (["--optimizer", "lbfgs", "--iterations", "7", "--save-every", "50"], (7, 10, 50)),
 ])
 def test_each_optimizer_has_its_own_iteration_defaults(given, expected):
     args = style_transfer.with_optimizer_defaults(

@@ -155,8 +155,8 @@ def test_alexnet_forward_classifies_the_good_ones_and_names_the_bad(corpus, alex
     shown = re.findall(r"^Image \d+ \((.+)\)$", result.stdout, re.MULTILINE)
     assert shown == [str(p) for p in mixed if p in good]
     assert_each_broken_one_named(result.stderr, corpus, "alexnet_forward.py")
-    heatmaps = sorted(p.name.rsplit("_cam", 1)[0] for p in (tmp_path / "cams").iterdir())
-    assert heatmaps == sorted(p.stem for p in good)  # one per good image, none for a bad one
+    heatmaps = sorted(p.name for p in (tmp_path / "cams").iterdir())
+    assert heatmaps == sorted(f"{p.name.replace('.', '_')}_cam.png" for p in good)  # none bad
 
 
 def test_alexnet_forward_with_only_bad_images_loads_nothing(corpus, tmp_path):
@@ -179,10 +179,10 @@ def test_classify_image_classifies_the_good_ones_and_saves_only_their_features(c
     assert re.findall(r"^(.+):$", result.stdout, re.MULTILINE) == [str(p) for p in good], \
         result.stderr
     assert_each_broken_one_named(result.stderr, corpus, "classify_image.py")
-    saved = sorted(p.stem.split("-")[0] for p in (tmp_path / "features").iterdir())
-    assert saved == sorted(p.stem for p in good)  # same stems get numbered, never replaced
-    heatmaps = sorted(p.stem.rsplit("_cam", 1)[0] for p in (tmp_path / "cams").iterdir())
-    assert heatmaps == sorted(p.stem for p in good)
+    saved = sorted(p.name for p in (tmp_path / "features").iterdir())
+    assert saved == sorted(f"{p.name.replace('.', '_')}.npy" for p in good)
+    heatmaps = sorted(p.name for p in (tmp_path / "cams").iterdir())
+    assert heatmaps == sorted(f"{p.name.replace('.', '_')}_cam.png" for p in good)
 
 
 def test_prep_images_prepares_the_good_ones_and_names_the_bad(corpus, tmp_path):

@@ -1,0 +1,140 @@
+"""The reader's path: every command the README and the scripts' docstrings show, run as typed.
+
+Each runs from a fresh folder that holds the project's files and, where data/README.md puts
+them, stand-ins for what a reader downloads or places by hand (in the real formats), with the
+default output folders. Only documented options are added, and only to keep the work small:
+SMALLER below. The commands are read from the README's code blocks and the docstrings, so a
+command added there is run here; one that fails is a failure of the README.
+"""
+
+import ast
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import (PROJECT, write_book_layout, write_fer_layout, write_mnist)
+from tests.standins import (alexnet_weights, caffe_classes_text, vgg19_weights,
+                            write_inception_files, write_py2_alexnet_npy, write_vgg_mat)
+
+pytestmark = pytest.mark.reader
+
+# Documented options that keep each command small on stand-in data; an option given twice
+# takes its last value, so these win over the command's own.
+SMALLER = {
+    "lenet_mnist.py": ["--epochs", "2"],
+    "emotion_cnn.py": ["--iterations", "30", "--eval-every", "10"],
+    "alexnet_finetune.py": ["--iterations", "3", "--batch-size", "8"],
+    "style_transfer.py": ["--size", "32", "--iterations", "4"],
+}
+PHOTOS = ("cat.jpg", "mosaic.jpg", "me.jpg", "me.png", "a.jpg", "b.jpg", "dog.png",
+          "astronaut.png", "author_img.jpg", "author_image.jpg")
+
+
+def commands_in(text):
+    """The `python ...` command lines of a text's code blocks or indented examples, with
+    continuation lines joined and comments dropped."""
+    commands, pending = [], ""
+    for line in text.splitlines():
+        line = pending + line.strip().removeprefix("$ ")
+        pending = ""
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        if re.match(r"python \S+\.py\b", line):
+            commands.append(line.split(" #")[0].strip())
+    return commands
+
+
+def readme_commands():
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", (PROJECT / "README.md").read_text(), re.S)
+    return commands_in("\n".join(blocks))
+
+
+def docstring_commands():
+    found = {}
+    for script in sorted(PROJECT.glob("*.py")):
+        docstring = ast.get_docstring(ast.parse(script.read_text())) or ""
+        for command in commands_in(docstring):
+            found.setdefault(command, script.name)
+    return list(found)
+
+
+def photo(path, seed):
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    pixels[15:45, 25:55] = rng.integers(0, 256, 3, dtype=np.uint8)  # a patch to look at
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+def fresh_folder(root):
+    """A clone's files, and stand-ins where data/README.md says a reader's files go."""
+    root.mkdir()
+    for source in PROJECT.glob("*.py"):
+        shutil.copy(source, root)
+    shutil.copytree(PROJECT / "docs", root / "docs")
+    data = root / "data"
+    write_mnist(data / "MNIST-data", train_count=5300, test_count=300)
+    weights = alexnet_weights()
+    (data / "alexnet").mkdir()
+    write_py2_alexnet_npy(data / "alexnet" / "bvlc_alexnet.npy", weights)
+    (data / "alexnet" / "caffe_classes.py").write_text(
+        caffe_classes_text([f"class {i}, thing {i}" for i in range(1000)]))
+    for seed, name in enumerate(("laska.png", "poodle.png")):
+        photo(data / "alexnet" / name, seed)
+    (data / "vgg").mkdir()
+    write_vgg_mat(data / "vgg" / "imagenet-vgg-verydeep-19.mat", vgg19_weights())
+    write_inception_files(data / "inception")
+    write_book_layout(data / "EmotionDetector")
+    write_fer_layout(data / "fer2013")
+    for number in range(60):  # Kaggle's 25,000 in miniature: more than the 100 set aside
+        for seed, animal in enumerate(("cat", "dog")):
+            photo(data / "dogs-vs-cats" / "train" / f"{animal}.{number}.jpg", 10 * number + seed)
+    for seed, name in enumerate(PHOTOS):
+        photo(root / name, 100 + seed)
+    return root
+
+
+def as_run_here(command):
+    words = shlex.split(command)
+    script = words[1]
+    extra = [] if "--mode" in words or "--list-layers" in words else SMALLER.get(script, [])
+    return [sys.executable, *words[1:], *extra]
+
+
+def run_in(folder, command):
+    result = subprocess.run(as_run_here(command), cwd=folder, capture_output=True, text=True,
+                            timeout=600)
+    assert "Traceback" not in result.stderr, (command, result.stderr[-3000:])
+    assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-3000:])
+    return result
+
+
+def test_the_readme_shows_the_commands_this_test_runs():
+    commands = readme_commands()
+    scripts = {shlex.split(command)[1] for command in commands}
+    assert {"lenet_mnist.py", "alexnet_forward.py", "alexnet_finetune.py", "prep_images.py",
+            "style_transfer.py", "classify_image.py", "emotion_cnn.py", "emotion_test.py",
+            "EmotionUtils.py"} <= scripts
+    assert "python alexnet_forward.py laska.png poodle.png" in commands
+    assert "python alexnet_finetune.py" in commands
+
+
+def test_every_readme_command_runs_as_typed_in_a_fresh_folder(tmp_path):
+    folder = fresh_folder(tmp_path / "clone")
+    for command in readme_commands():
+        run_in(folder, command)
+    assert (folder / "checkpoints" / "alexnet_finetune").is_dir()  # the default, made
+    assert (folder / "out" / "final.png").is_file()
+
+
+def test_every_docstring_command_runs_as_typed_in_a_fresh_folder(tmp_path):
+    folder = fresh_folder(tmp_path / "clone")
+    for command in docstring_commands():
+        run_in(folder, command)
