@@ -1,4 +1,4 @@
-"""Fine-tune AlexNet to tell dogs from cats (the book's alexnet_fine_tune.py).
+"""Fine-tune AlexNet to tell dogs from cats (the book's alexnet_finetune.py).
 
     python prep_images.py data/dogs-vs-cats/train data/dogs-vs-cats/prepared
     python alexnet_finetune.py
@@ -17,8 +17,10 @@ What changed, and why:
     generator every step and so only ever drew a fresh first batch.
   * Preprocessing is alexnet_forward.py's (RGB to BGR, ImageNet mean, 227x227) for training
     and testing alike; the book mean-subtracted one scalar and swapped channels wrongly.
-  * The new fc8 starts small (weights with stddev 0.01, not 1) with its biases at zero, and
-    Adam uses 1e-3: with real logits the book's 0.02 and unit-variance weights overshoot.
+  * The new fc8 starts small (weights with stddev 0.01, not the book's 1) with its biases at
+    zero. Adam's step: the chapter's text says 0.5 and its listing sets none (it uses an
+    undefined `learning_rate`); here 1e-3, Adam's own default (Kingma & Ba), since with real
+    logits and unit-variance weights a large step overshoots.
   * Test accuracy comes from labels (testDir/labels.csv from prep_images.py, --test-labels, or
     cat/dog in the file names), not from a list typed into the script. An unlabelled folder,
     such as Kaggle's test1/, gets a Kaggle-style `id,label` CSV (1 = dog) instead.

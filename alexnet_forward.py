@@ -4,12 +4,13 @@
     python alexnet_forward.py cat.jpg dog.png --top 3
 
 Downloads `bvlc_alexnet.npy` (244 MB, the Caffe weights converted by Guerzhoy) and
-`caffe_classes.py` into data/alexnet/ and prints, for each image, the book's block (these
-figures are the book's):
+`caffe_classes.py` into data/alexnet/ and prints, for each image, the book's block, with the
+image's file name after `Image 0` and the scores as NumPy prints a float32. The block for
+laska.png (the book's):
 
-    Image 0 (laska.png)
-    weasel 0.503629
-    ...
+    Image 0
+    weasel 0.503177
+    black-footed ferret, ferret, Mustela nigripes 0.263265
 
 What changed, and why:
   * conv1 uses VALID padding as Caffe trained it (55x55 maps). The book's SAME gave 57x57 maps
@@ -182,7 +183,7 @@ def classify(args):
         inds = np.argsort(output[input_im_ind])
         print(f"Image {input_im_ind} ({path})")
         for i in range(min(args.top, len(inds))):
-            print(class_names[inds[-1 - i]], f"{output[input_im_ind, inds[-1 - i]]:.6f}")
+            print(class_names[inds[-1 - i]], output[input_im_ind, inds[-1 - i]])  # float32
     print(f"{elapsed:.3f} s")
     if cam_paths:
         save_cams(cam_paths, images, batch, output, cams, class_names, cam_class)

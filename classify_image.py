@@ -4,7 +4,7 @@
     python classify_image.py --image_file cat.jpg dog.png
 
 Loads the 2015 frozen graph `classify_image_graph_def.pb` and prints the top predictions of each
-image exactly as the tutorial did (the figure is the tutorial's):
+image exactly as the tutorial did; the first line for the panda (the book's):
 
     giant panda, panda, panda bear, coon bear, Ailuropoda melanoleuca (score = 0.88493)
 

@@ -1,4 +1,4 @@
-"""Emotion recognition: the chapter's facial-expression CNN (the book's EmotionDetector.py).
+"""Emotion recognition: the chapter's facial-expression CNN and its training listing.
 
     python emotion_cnn.py                      # train 1001 iterations on data/EmotionDetector
     python emotion_cnn.py --mode test          # accuracy, confusion matrix, precision/recall
@@ -18,6 +18,8 @@ model, graph, training loop, test. What changed, and why:
   * The validation loss is the cross-entropy alone (the book added the L2 term to it), and the
     validation accuracy is printed beside it.
   * Batches wrap around the whole training set (the book's offsets skipped its last images).
+  * The book's text gives the flattened conv2 output as 12x12x64 = 9,126; it is 9,216, which is
+    what its listing (and this script) computes.
 Beyond the book, each off by default so the book's run stays the book's: `--model vgg` (a deeper
 network with batch norm; README: how it scores), `--augment` (flips, shifts and zooms in the
 graph), `--schedule cosine` and `--patience` (early stopping, best checkpoint kept).

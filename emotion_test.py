@@ -1,6 +1,6 @@
-"""Read the emotion on your own photo (the book's test_your_image.py).
+"""Read the emotion on your own photo: the chapter's last listing (it names no file).
 
-    python emotion_test.py author_img.jpg
+    python emotion_test.py author_img.jpg   # the chapter's author_image.jpg, as the code ships it
     python emotion_test.py me.png --logs-dir logs/EmotionDetector_logs --evaluations 1000
 
 Restores the newest checkpoint that emotion_cnn.py wrote (or one laid out like the book's) with

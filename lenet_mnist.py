@@ -13,6 +13,8 @@ What changed, and why (the extras follow under "Beyond the book"):
   * conv2 is max-pooled after its ReLU, as conv1 and conv3 are; the book pooled the pre-ReLU
     tensor, leaving conv2 without a non-linearity.
   * Each epoch sees the training set in a new (seeded) order, and the last partial batch is used.
+  * The book's text says conv3 is not pooled, while its listing pools it (FC_layer = max_pool of
+    conv3) and its own 4x4x128 = 2048 needs the pooling: the script follows the listing.
 """
 
 import time

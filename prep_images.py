@@ -1,6 +1,9 @@
 """Prepare Kaggle's dogs-vs-cats photos for AlexNet: the book's trainDir and testDir at 227x227.
 
     python prep_images.py data/dogs-vs-cats/train data/dogs-vs-cats/prepared
+    python prep_images.py data/dogs-vs-cats/train data/dogs-vs-cats/book --train-count 6000
+
+The second is the chapter's split: its trainDir held 6,000 photos and its testDir 100.
 
 Reads `cat.N.jpg` / `dog.N.jpg` of any size and mode from SOURCE and writes 227x227 RGB JPEGs:
   OUTPUT/trainDir/cat.N.jpg ...        (names kept: alexnet_finetune.py labels by name)
@@ -67,7 +70,7 @@ def convert(job):
     return source, None
 
 
-def plan(source_dir, output_dir, test_count, seed, size, mode):
+def plan(source_dir, output_dir, test_count, seed, size, mode, train_count=None):
     """(jobs, test rows, files skipped): which source goes where. The split depends only on the
     file names and the seed, so a rerun picks the same files. A file not named as an image,
     or a photo whose name says neither cat nor dog, is named and left out."""
@@ -84,7 +87,13 @@ def plan(source_dir, output_dir, test_count, seed, size, mode):
     if sources and test_count >= len(sources):
         raise plumbing.ArgumentMistake(f"--test-count {test_count} leaves no training photos "
                                        f"({source_dir} has {len(sources)} cat and dog photos)")
+    if train_count is not None and test_count + train_count > len(sources):
+        raise plumbing.ArgumentMistake(f"--test-count {test_count} and --train-count "
+                                       f"{train_count} ask for {test_count + train_count} "
+                                       f"photos; {source_dir} has {len(sources)}")
     order = np.random.default_rng(seed).permutation(len(sources))
+    if train_count is not None:
+        order = order[:test_count + train_count]
     test_dir, train_dir = Path(output_dir) / "testDir", Path(output_dir) / "trainDir"
     jobs, test_rows = [], []
     for position, index in enumerate(order):
@@ -112,7 +121,8 @@ def settings_of(args, jobs):
     """What the split and the outputs depend on; kept as OUTPUT/settings.json."""
     names = "\n".join(sorted(Path(job[0]).name for job in jobs))
     names = hashlib.sha256(names.encode()).hexdigest()
-    return {"seed": args.seed, "test_count": args.test_count, "size": args.size,
+    return {"seed": args.seed, "test_count": args.test_count,
+            "train_count": args.train_count, "size": args.size,
             "mode": args.mode, "sources": names}
 
 
@@ -153,7 +163,7 @@ def prepare(args):
     if problem:
         raise plumbing.ArgumentMistake(problem)
     jobs, test_rows, skipped = plan(source_dir, output_dir, args.test_count, args.seed,
-                                    args.size, args.mode)
+                                    args.size, args.mode, args.train_count)
     if not jobs:
         raise plumbing.UserError(f"{source_dir} has no cat or dog photos")
     check_or_record_settings(output_dir, settings_of(args, jobs))
@@ -196,6 +206,9 @@ def main(argv=None):
                         help="side of the square outputs")
     parser.add_argument("--test-count", type=plumbing.count(0), default=100,
                         help="photos set aside as the numbered testDir (the book kept 100)")
+    parser.add_argument("--train-count", type=plumbing.count(1), default=None,
+                        help="photos in trainDir (the chapter's trainDir held 6000; default: "
+                             "every photo not set aside for testDir)")
     parser.add_argument("--seed", type=plumbing.seed, default=0,
                         help="seed of the train/test split")
     parser.add_argument("--mode", choices=("squash", "crop"), default="squash",

@@ -7,8 +7,14 @@
 By default everything is the book's: VGG-19 conv1_1 ... conv5_4 with average pooling, content
 loss on conv5_4, style loss on conv1_1 ... conv5_1 weighted 0.5, 1.3, 2.3, 3.1, 4.0, alpha 1,
 beta 100, a start of 0.7 x noise + 0.3 x content, Adam at 1.5, 478 pixels, and every 100
-iterations the line `iteration: 100 cost:  1.65584e+10` (the book's figure) and the image
-out/100.png, both after that iteration's step, as the book printed them.
+iterations a line and the image out/100.png, both after that iteration's step, as the book
+printed them. Its first two lines (the book's):
+
+    iteration: 0 cost:  8.14037e+11
+    iteration: 100 cost:  1.65584e+10
+
+The book contradicts itself on the length: its loop runs `range(2001)` while its text and
+printed output stop at iteration 1000; the script follows the output, 1000 (--iterations).
 
 What changed, and why:
   * TensorFlow 2 through tf.compat.v1; the image is a variable of its own graph, and the
@@ -18,7 +24,8 @@ What changed, and why:
   * Any aspect ratio: the longest side becomes --size, and the style is scaled to the content.
   * The .mat file is read by field name, so MatConvNet's current layout (the book's) and the
     old beta16 one both work; every layer's name is checked, as the book's assert did.
-  * plot_results.py's grid of saved iterations is drawn, with the loss curve beside it.
+  * A grid of the saved iterations is drawn (the chapter shows only the last), with the loss
+    curve beside it.
 Beyond the book, as neural-style offers: L-BFGS (`--optimizer lbfgs`, much faster to the same
 loss; README: how long things take), several blended styles, colour preservation,
 total-variation smoothing, bf16 mixed precision, and a progress line with ETA. Ctrl-C keeps the
@@ -373,7 +380,7 @@ def save_png(array, path):
 
 
 def save_grid(saved, path):
-    """plot_results.py's grid: each saved iteration, titled."""
+    """The grid of saved iterations, each titled."""
     from PIL import Image
     plt = plumbing.pyplot()
     columns = min(5, len(saved))

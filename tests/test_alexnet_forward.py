@@ -278,7 +278,7 @@ def test_a_227_image_is_used_as_it_is(tmp_path):
     np.testing.assert_allclose(array + alexnet_forward.IMAGENET_MEAN_BGR, pixels[:, :, ::-1])
 
 
-BLOCK = re.compile(r"^Image (\d+) \((.+)\)\n((?:.+ \d\.\d{6}\n)+)", re.MULTILINE)
+BLOCK = re.compile(r"^Image (\d+) \((.+)\)\n((?:.+ [0-9.e-]+\n)+)", re.MULTILINE)
 
 
 def test_the_script_prints_the_books_blocks(standin, tmp_path):
@@ -293,6 +293,9 @@ def test_the_script_prints_the_books_blocks(standin, tmp_path):
     assert [b[0] for b in blocks] == ["0", "1"]
     assert all(len(b[2].splitlines()) == 3 for b in blocks)
     assert all(line.rsplit(" ", 1)[0] in NAMES for b in blocks for line in b[2].splitlines())
+    # Scores as the book printed them: NumPy's float32 text (0.0649517, not 0.064952).
+    scores = [line.rsplit(" ", 1)[1] for b in blocks for line in b[2].splitlines()]
+    assert all(score == str(np.float32(score)) for score in scores), scores
     assert re.search(r"^\d+\.\d{3} s$", result.stdout, re.MULTILINE)
 
 

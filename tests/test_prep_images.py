@@ -129,6 +129,19 @@ def test_a_rerun_with_other_source_files_is_refused(tmp_path, capsys):
     assert "other source files" in capsys.readouterr().err
 
 
+def test_train_count_gives_the_books_split_and_refuses_more_than_there_are(tmp_path, capsys):
+    make_source(tmp_path / "src", corrupt=False)  # 16 photos
+    args = [str(tmp_path / "src"), str(tmp_path / "out"), "--test-count", "2", "--workers", "1"]
+    assert prep_images.main(args + ["--train-count", "5"]) == 0
+    assert len(list((tmp_path / "out" / "trainDir").iterdir())) == 5
+    assert len(list((tmp_path / "out" / "testDir").glob("*.jpg"))) == 2
+    assert prep_images.main(args + ["--train-count", "6"]) == 1  # another split: refused
+    assert "--train-count 5, now 6" in capsys.readouterr().err
+    assert prep_images.main([str(tmp_path / "src"), str(tmp_path / "other"), "--test-count",
+                             "2", "--train-count", "15", "--workers", "1"]) == 2
+    assert "ask for 17 photos" in capsys.readouterr().err
+
+
 def test_workers_default_to_the_cpus_this_process_may_use(monkeypatch):
     monkeypatch.setattr(prep_images.os, "sched_getaffinity", lambda pid: {0, 3, 5},
                         raising=False)

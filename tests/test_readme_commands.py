@@ -105,6 +105,8 @@ def as_run_here(command):
     words = shlex.split(command)
     script = words[1]
     extra = [] if "--mode" in words or "--list-layers" in words else SMALLER.get(script, [])
+    if "--train-count" in words:  # the chapter's 6,000, from 120 stand-in photos
+        extra = ["--train-count", "10"]
     return [sys.executable, *words[1:], *extra]
 
 
