@@ -257,7 +257,10 @@ def train(sess, net, files, labels, settings, steps_done, ctrl_c):
             return step - 1
         batch_x = load_batch([files[i] for i in indices])
         batch_y = one_hot(labels[indices])
-        sess.run(net.optimizer, {net.x: batch_x, net.y: batch_y, net.keep_prob: KEEP_PROB})
+        _, loss = sess.run([net.optimizer, net.loss],
+                           {net.x: batch_x, net.y: batch_y, net.keep_prob: KEEP_PROB})
+        plumbing.stop_if_not_finite(loss, f"step {step}", "the checkpoint saved before this run "
+                                    "(if any) is kept", "try a smaller --learning-rate")
         progress.update()
         if step % settings.display_step == 0:
             cost, acc = sess.run([net.loss, net.accuracy], {net.x: batch_x, net.y: batch_y})

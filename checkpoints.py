@@ -11,13 +11,15 @@ alexnet_finetune.py's --checkpoint-dir, emotion_cnn.py's --logs-dir). It holds:
     was made with and what else the script needs to resume, such as LeNet's history;
   * preferred_folder: FOLDER/best, where early stopping keeps the best checkpoint, when there
     is one;
-  * start: before any work, refuse a rerun whose settings differ from the recorded ones,
-    naming each (a longer run of the same settings continues), or clear the folder for
-    --restart; owns: whether a path is one of a checkpoint folder's own files.
+  * start: before any work, hold the folder (lock: a second run at once is refused), refuse a
+    rerun whose settings differ from the recorded ones, naming each (a longer run of the same
+    settings continues), or clear the folder for --restart; owns: whether a path is one of a
+    checkpoint folder's own files.
 The record is written before the model, each atomically, so a crash between the two leaves a
 record one save ahead of the checkpoint, never behind it.
 """
 
+import fcntl
 import json
 import shutil
 from pathlib import Path
@@ -25,7 +27,9 @@ from pathlib import Path
 import plumbing
 
 RECORD_NAME = "run.json"
+LOCK_NAME = ".lock"
 BEST = "best"  # the subfolder where early stopping keeps the best checkpoint
+_LOCKS = {}  # folder -> its open lock file; the kernel lets go when the process ends
 
 
 def preferred_folder(folder):
@@ -138,6 +142,7 @@ def start(folder, option, settings, restart=False):
     if folder is None:
         return
     folder = Path(folder)
+    lock(folder, option)
     if restart:
         for path in [*folder.glob("model.ckpt-*"), folder / "checkpoint", folder / RECORD_NAME]:
             path.unlink(missing_ok=True)
@@ -154,11 +159,30 @@ def start(folder, option, settings, restart=False):
                                  f"to start over in this one")
 
 
+def lock(folder, option):
+    """Hold `folder` for this run: a second run on it at the same time is refused in one line
+    (two runs would overwrite each other's checkpoints, or resume from one half-written). The
+    lock is the kernel's (flock), so a run that is killed leaves nothing stuck."""
+    folder = Path(folder)
+    key = folder.resolve()
+    if key in _LOCKS:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_NAME, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise plumbing.UserError(f"another run is using {folder}; let it finish (or stop it), "
+                                 f"or choose another {option}") from None
+    _LOCKS[key] = handle
+
+
 def owns(folder, path):
     """Whether `path` is one of the files a CheckpointFolder at `folder` writes."""
     if folder is None:
         return False
     path, folder = Path(path).resolve(), Path(folder).resolve()
     inside = path.parent in (folder, folder / BEST)
-    return inside and (path.name in ("checkpoint", RECORD_NAME, "validation.json")
+    return inside and (path.name in ("checkpoint", RECORD_NAME, "validation.json", LOCK_NAME)
                        or path.name.startswith("model.ckpt"))

@@ -135,6 +135,8 @@ def _stream_into(url, remote, partial, quiet):
             with open(partial, "ab" if offset else "wb") as sink:
                 received = offset + _copy_with_progress(response, sink, remote.size or sending,
                                                         offset, remote.name, quiet)
+            if remote.size is not None and received > remote.size:
+                return f"the server sent more than the file's {remote.size:,} bytes", False
     except urllib.error.HTTPError as error:
         return f"HTTP {error.code}", False
     except urllib.error.URLError as error:
@@ -154,9 +156,15 @@ def _copy_with_progress(response, sink, expected, offset, name, quiet):
     progress = None if quiet else Progress(expected, f"downloading {name}", unit=unit,
                                            scale=scale, initial=offset)
     copied = 0
+    # A known size caps what is written: a mirror that sends without end fills no disk.
+    room = None if expected is None else expected - offset + 1
     for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+        if room is not None:
+            chunk = chunk[:max(room - copied, 0)]
         sink.write(chunk)
         copied += len(chunk)
+        if room is not None and copied >= room:
+            break
         if progress:
             progress.update(len(chunk))
     if progress:

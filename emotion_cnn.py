@@ -52,6 +52,8 @@ IMAGE_SIZE = EmotionUtils.IMAGE_SIZE
 NUM_LABELS = EmotionUtils.NUM_LABELS
 EVALUATION_BATCH = 512
 EVALUATE_EVERY = 100
+KEPT = "the last checkpoint saved is kept"  # what a diverged run leaves
+ADVICE = "try another --seed or --batch-size"
 
 # --------------------------------------------------------------------------------------------
 # The book's model and graph
@@ -244,12 +246,15 @@ def train(args, data):
                 progress.update()
                 if step % 10 == 0:
                     train_loss, summary_str = sess.run([net.loss_val, net.summary_op], feed_dict)
+                    plumbing.stop_if_not_finite(train_loss, f"step {step}", KEPT, ADVICE)
                     if summary_writer:
                         summary_writer.add_summary(summary_str, global_step=step)
                     print("Training Loss: %f" % train_loss, flush=True)
                 if step % args.eval_every == 0 or step == iterations - 1:
                     valid_loss, predicted = evaluate(sess, net, data.valid_images,
                                                      data.valid_labels)
+                    plumbing.stop_if_not_finite(valid_loss, f"step {step} (validation)", KEPT,
+                                                ADVICE)
                     print("%s Validation Loss: %f  Validation Accuracy: %.4f" % (
                         datetime.now(), valid_loss, accuracy(predicted, data.valid_labels)),
                         flush=True)
@@ -277,6 +282,9 @@ def train(args, data):
 
 
 def test(args, data):
+    if not len(data.test_images):
+        raise plumbing.UserError(f"{args.data_dir} has no test faces (fer2013.csv: no "
+                                 f"PublicTest rows), so there is nothing to test on")
     net = graph_for(args)
     folder = checkpoints.preferred_folder(args.logs_dir)
     with tf_setup.new_session(net.graph) as sess:
@@ -516,9 +524,14 @@ class EarlyStopping:
             self.saved.saver.recover_last_checkpoints([kept])
         self.best_loss, self.best_step, self.since_best = float("inf"), None, 0
         if self.folder and (self.folder / "validation.json").exists():
-            record = json.loads((self.folder / "validation.json").read_text())
-            self.best_loss, self.best_step = record["best_loss"], record["best_step"]
-            self.since_best = record["since_best"]
+            try:
+                record = json.loads((self.folder / "validation.json").read_text())
+                self.best_loss, self.best_step = record["best_loss"], record["best_step"]
+                self.since_best = int(record["since_best"])
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise plumbing.UserError(f"{self.folder / 'validation.json'} cannot be read "
+                                         f"({type(error).__name__}: {error}); add --restart to "
+                                         f"start over, or choose another --logs-dir") from None
 
     def has_stopped(self):
         return self.since_best >= self.patience

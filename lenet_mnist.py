@@ -126,6 +126,9 @@ def train_epoch(session, net, train, batch_size, rng, label, max_batches=None, c
             net.X: train.images[batch], net.Y: train.labels[batch],
             net.p_keep_conv: 0.8, net.p_keep_hidden: 0.5,
             net.dropout_seed: [epoch_seed, 8 * number]})
+        plumbing.stop_if_not_finite(loss, f"{label}, batch {number}",
+                                    "the checkpoint of the last whole epoch is kept",
+                                    "check the data, or try another --seed or --batch-size")
         losses.append(loss)
         progress.update()
     progress.close()

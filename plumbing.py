@@ -111,6 +111,13 @@ def run_reporting_errors(work, parser=None):
         return 130
 
 
+def stop_if_not_finite(loss, where, kept, advice):
+    """A loss that is NaN or infinite stops the run in one line: the weights after it are
+    no use, so nothing more is saved. `kept` says what is left, `advice` what to change."""
+    if not math.isfinite(float(loss)):
+        raise UserError(f"the loss became {float(loss)} at {where}; {kept}; {advice}")
+
+
 class CtrlC:
     """`with CtrlC() as ctrl_c:` turns the first Ctrl-C into `ctrl_c.pressed`, which a training
     loop checks between steps. A KeyboardInterrupt raised at an arbitrary point can land inside

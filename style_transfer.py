@@ -523,10 +523,13 @@ def run(args):
             plumbing.CtrlC() as ctrl_c:
         sess.run(problem.initializer)
         set_targets(sess, problem, content, styles, initial)
-        last = None
+        last = diverged = None
         for iteration, image, losses in stylize(sess, problem, args.iterations, args.optimizer,
                                                 min(args.print_every, args.save_every),
                                                 lambda: ctrl_c.pressed):
+            if not np.isfinite(losses["total"]):  # kept: the last good image, saved below
+                diverged = iteration, float(losses["total"])
+                break
             history.append((iteration, {k: float(v) for k, v in losses.items()}))
             progress.update(iteration - progress.done)
             if iteration % args.print_every == 0:
@@ -537,12 +540,19 @@ def run(args):
                     save_png(finish(image), out / f"{iteration}.png")
                     saved.append((iteration, out / f"{iteration}.png"))
     progress.close()
+    if last is None:
+        raise plumbing.UserError(f"the loss became {diverged[1]} at iteration {diverged[0]}, "
+                                 f"before any image to keep; try a smaller --learning-rate")
     final = Path(args.output or out / "final.png")
     save_png(finish(last[1]), final)
     if not saved or saved[-1][0] != last[0]:
         saved.append((last[0], final))  # the grid ends with the image the run ended on
     save_grid(saved, out / "progress_grid.png")
     save_loss_curve(history, out / "loss_curve.png")
+    if diverged:
+        raise plumbing.UserError(f"the loss became {diverged[1]} at iteration {diverged[0]}; "
+                                 f"the last good image (iteration {last[0]}) is kept as {final}; "
+                                 f"try a smaller --learning-rate, or --optimizer lbfgs")
     if ctrl_c.pressed:
         print(f"interrupted at iteration {last[0]}: saved that image as {final}, and "
               f"progress_grid.png and loss_curve.png in {out}")

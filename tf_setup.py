@@ -11,6 +11,8 @@ import contextlib
 import os
 import sys
 
+from plumbing import program_name
+
 def user_wants_tensorflow_logs():
     """True when TF_CPP_MIN_LOG_LEVEL asks for info lines (0 or 1); the default quiets them."""
     return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2").strip() in ("0", "1")
@@ -41,10 +43,16 @@ def native_stderr_silenced():
 
 @contextlib.contextmanager
 def tensorflow_logging_quieted():
-    """Wrap `import tensorflow...` in this so that the book's output is not buried in logs."""
+    """Wrap `import tensorflow...` in this so that the book's output is not buried in logs, and
+    so that a Ctrl-C while TensorFlow loads (seconds) ends the script as a Ctrl-C at any other
+    moment does: one line and exit 130, not a traceback from inside TensorFlow's import."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with native_stderr_silenced():
-        yield
+    try:
+        with native_stderr_silenced():
+            yield
+    except KeyboardInterrupt:
+        print(f"{program_name()}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
     if not user_wants_tensorflow_logs():
         import tensorflow as tf
         tf.get_logger().setLevel("ERROR")  # deprecation notices of the compat.v1 API

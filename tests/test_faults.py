@@ -1,0 +1,174 @@
+"""Faults a reader's run meets: Ctrl-C at a bad moment, two runs on one folder, a loss that
+turns NaN (issue 20, in part). A new fault joins with a few lines: `start` a script, act on it
+with the helpers below (`interrupt_after`, `wait_for_file`), and assert one line and an exit
+code."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lenet_mnist
+from conftest import PROJECT, run_script, sigint_as_in_a_terminal, write_mnist
+from plumbing import UserError
+from tests.standins import alexnet_weights, write_py2_alexnet_npy
+
+
+def start(script, *args, cwd=None):
+    return subprocess.Popen([sys.executable, str(PROJECT / script), *map(str, args)],
+                            cwd=cwd or PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=sigint_as_in_a_terminal)
+
+
+def interrupt_after(process, seconds, signum=signal.SIGINT):
+    """Send `signum` after `seconds`; returns (exit code, stdout, stderr)."""
+    time.sleep(seconds)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=300)
+    return process.returncode, out, err
+
+
+def wait_for_file(pattern_parent, pattern, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list(pattern_parent.glob(pattern)):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{pattern} never appeared in {pattern_parent}")
+
+
+def test_ctrl_c_while_tensorflow_loads_is_one_line_and_exit_130(tmp_path):
+    process = start("lenet_mnist.py", "--data-dir", tmp_path / "never-read")
+    code, out, err = interrupt_after(process, 1.5)  # importing TensorFlow takes seconds
+    assert code == 130, err
+    assert "Traceback" not in err and err.strip().endswith("lenet_mnist.py: interrupted"), err
+    assert not (tmp_path / "never-read").exists()
+
+
+def test_a_second_run_on_one_checkpoint_folder_is_refused_and_a_killed_one_leaves_no_lock(
+        tmp_path):
+    mnist = write_mnist(tmp_path / "mnist", train_count=2000)
+    common = ("--data-dir", mnist, "--checkpoint-dir", tmp_path / "ck", "--validation-size",
+              "100", "--batch-size", "16")
+    first = start("lenet_mnist.py", *common, "--epochs", "50")
+    wait_for_file(tmp_path / "ck", "model.ckpt-1.index")
+    second = run_script(PROJECT / "lenet_mnist.py", *common, "--epochs", "50")
+    assert second.returncode == 1 and "Traceback" not in second.stderr
+    assert f"another run is using {tmp_path / 'ck'}" in second.stderr
+    code, _, _ = interrupt_after(first, 0, signal.SIGKILL)  # no chance to clean up
+    assert code == -signal.SIGKILL
+    after = run_script(PROJECT / "lenet_mnist.py", *common, "--epochs", "1")
+    assert after.returncode == 1 and "another run" not in after.stderr  # the lock died with it
+    assert "more than --epochs 1" in after.stderr
+
+
+def test_a_loss_that_turns_nan_stops_the_epoch_in_one_line(mnist_dir):
+    net = lenet_mnist.build_graph(seed=1)
+    data = lenet_mnist.mnist_data.read_data_sets(mnist_dir, validation_size=100)
+    poisoned = type(data.train)(images=np.full_like(data.train.images, np.inf),
+                                labels=data.train.labels)
+    import tf_setup
+    with tf_setup.new_session(net.graph) as session:
+        session.run(net.initializer)
+        with pytest.raises(UserError, match=r"the loss became nan at epoch 0, batch 0; the "
+                                            r"checkpoint of the last whole epoch is kept"):
+            lenet_mnist.train_epoch(session, net, poisoned, 64, np.random.default_rng(0),
+                                    "epoch 0")
+
+
+def test_fine_tuning_that_diverges_stops_in_one_line(tmp_path):
+    for folder in ("train",):
+        (tmp_path / folder).mkdir()
+    rng = np.random.default_rng(0)
+    for number in range(4):
+        for animal in ("cat", "dog"):
+            Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
+                tmp_path / "train" / f"{animal}.{number}.jpg")
+    write_py2_alexnet_npy(tmp_path / "w.npy", alexnet_weights(scale=3.0))
+    result = run_script(PROJECT / "alexnet_finetune.py", "--train-dir", tmp_path / "train",
+                        "--test-dir", "", "--weights", tmp_path / "w.npy", "--learning-rate",
+                        "1e38", "--iterations", "20", "--batch-size", "4", "--checkpoint-dir",
+                        tmp_path / "ck")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "the loss became" in errors[0], result.stderr
+    assert "try a smaller --learning-rate" in errors[0] and "Traceback" not in result.stderr
+    assert not list((tmp_path / "ck").glob("model.ckpt-*"))  # nothing diverged is saved
+
+
+def style_inputs(folder):
+    from tests.standins import vgg19_weights, write_vgg_mat
+    write_vgg_mat(folder / "vgg.mat", vgg19_weights())
+    rng = np.random.default_rng(0)
+    for name in ("content.png", "style.png"):
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(folder / name)
+    return ["--content", folder / "content.png", "--style", folder / "style.png", "--weights",
+            folder / "vgg.mat", "--size", "32", "--output-dir", folder / "out"]
+
+
+def test_style_transfer_that_diverges_at_once_says_so_and_writes_no_image(tmp_path,
+                                                                         monkeypatch, capsys):
+    import style_transfer
+
+    def diverging(session, problem, iterations, optimizer, report_every, should_stop):
+        yield 0, session.run(problem.image), {"total": np.float32(np.inf), "content": 1.0,
+                                              "style": np.inf, "tv": 0.0}
+    monkeypatch.setattr(style_transfer, "stylize", diverging)
+    code = style_transfer.main([str(arg) for arg in style_inputs(tmp_path)] +
+                               ["--iterations", "5"])
+    err = capsys.readouterr().err
+    assert code == 1 and "the loss became inf at iteration 0, before any image to keep" in err
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_style_transfer_that_diverges_later_keeps_the_last_good_image(tmp_path, monkeypatch,
+                                                                      capsys):
+    import style_transfer
+
+    def diverging(session, problem, iterations, optimizer, report_every, should_stop):
+        good = session.run(problem.image)
+        yield 0, good, {"total": np.float32(5.0), "content": 1.0, "style": 4.0, "tv": 0.0}
+        yield 1, None, {"total": np.float32(np.nan), "content": 1.0, "style": 4.0, "tv": 0.0}
+    monkeypatch.setattr(style_transfer, "stylize", diverging)
+    code = style_transfer.main([str(arg) for arg in style_inputs(tmp_path)] +
+                               ["--iterations", "5", "--print-every", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "the loss became nan at iteration 1; the last good image " \
+        f"(iteration 0) is kept as {tmp_path / 'out' / 'final.png'}" in err, err
+    with Image.open(tmp_path / "out" / "final.png") as image:
+        assert image.size == (32, 24)
+
+
+def test_a_mirror_that_sends_without_end_is_cut_at_the_files_size(tmp_path, file_server):
+    import downloads
+    file_server.files["/w.bin"] = b"x" * 500_000  # the file is said to be 1,000 bytes
+    remote = downloads.RemoteFile("w.bin", (file_server.url("/w.bin"),), 1000)
+    with pytest.raises(UserError, match="the server sent more than the file's 1,000 bytes"):
+        downloads.fetch(remote, tmp_path, quiet=True)
+    assert not list(tmp_path.iterdir())  # neither the file nor a partial one
+
+
+def test_fer2013_without_publictest_rows_is_one_line_in_test_mode(tmp_path, capsys):
+    import emotion_cnn
+    from conftest import write_fer_layout
+    data = write_fer_layout(tmp_path / "fer", counts=(60, 0, 10))
+    code = emotion_cnn.main(["--data-dir", str(data), "--logs-dir", str(tmp_path / "none"),
+                             "--mode", "test"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "has no test faces" in err, err
+
+
+def test_a_damaged_early_stopping_record_is_one_line(tmp_path):
+    from conftest import write_book_layout
+    data = write_book_layout(tmp_path / "data", train_count=60, test_count=10)
+    common = ("--data-dir", data, "--logs-dir", tmp_path / "logs", "--batch-size", "8",
+              "--patience", "3", "--eval-every", "5")
+    assert run_script(PROJECT / "emotion_cnn.py", *common, "--iterations", "6").returncode == 0
+    (tmp_path / "logs" / "best" / "validation.json").write_text('{"best_loss": ')
+    result = run_script(PROJECT / "emotion_cnn.py", *common, "--iterations", "12")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "validation.json cannot be read" in result.stderr
