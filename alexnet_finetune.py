@@ -223,10 +223,7 @@ def resume(sess, net, weights, saved, iterations):
     if latest is None:
         return 0
     steps_done = int(sess.run(net.steps_done))
-    if steps_done > iterations:
-        raise plumbing.UserError(f"{saved.folder} holds {steps_done} steps, more than "
-                                 f"--iterations {iterations}; choose another --checkpoint-dir "
-                                 f"to start fresh, or add --restart to start over in this one")
+    saved.refuse_if_past(steps_done, iterations, "steps", "--iterations")
     print(f"resuming from {saved.folder} after {steps_done} steps")
     return steps_done
 

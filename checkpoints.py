@@ -111,6 +111,14 @@ class CheckpointFolder:
         return said or (f"{self.folder} holds a checkpoint of another model; choose another "
                         f"{self.option}")
 
+    def refuse_if_past(self, done, asked, unit, option):
+        """A checkpoint holding more `unit` than the run asks for (`option` `asked`) is not
+        this run's: refused, so that its result is never printed as the new one's."""
+        if done > asked:
+            raise plumbing.UserError(f"{self.folder} holds {done} {unit}, more than {option} "
+                                     f"{asked}; choose another {self.option} to start fresh, "
+                                     f"or add --restart to start over in this one")
+
     def save(self, session, step, settings=None, **state):
         """Save the model as model.ckpt-STEP, with the record of `settings` and `state`
         beside it; returns the checkpoint's path (None for a dry run)."""

@@ -221,10 +221,7 @@ def train(args, data):
     with tf_setup.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
         latest = saved.restore_or_initialize(sess, lambda s: s.run(net.initializer))
         first = int(sess.run(net.global_step))
-        if first > iterations:
-            raise plumbing.UserError(f"{logs_dir} holds {first} iterations, more than "
-                                     f"--iterations {iterations}; choose another --logs-dir to "
-                                     f"start fresh, or add --restart to start over in this one")
+        saved.refuse_if_past(first, iterations, "iterations", "--iterations")
         if latest:
             print("Model Restored!")
             print(f"resuming from {latest} at step {first}")

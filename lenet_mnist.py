@@ -260,10 +260,7 @@ def resume(session, net, saved, epochs):
     if latest is None:
         return 0, []
     epochs_done = int(session.run(net.epochs_done))
-    if epochs_done > epochs:
-        raise plumbing.UserError(f"{saved.folder} holds {epochs_done} epochs, more than "
-                                 f"--epochs {epochs}; choose another --checkpoint-dir to start "
-                                 f"fresh, or add --restart to start over in this one")
+    saved.refuse_if_past(epochs_done, epochs, "epochs", "--epochs")
     print(f"resuming from {saved.folder} after {epochs_done} epochs")
     return epochs_done, saved.record().get("history", [])[:epochs_done]
 
