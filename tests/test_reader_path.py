@@ -315,3 +315,21 @@ def test_a_fine_tuning_checkpoint_keeps_no_frozen_weights(tmp_path):
                          "--batch-size", "2", cwd=tmp_path)
     assert resumed.returncode == 0 and "after 2 steps" in resumed.stdout, resumed.stderr
     assert np.isfinite(float(resumed.stdout.split("Minibatch Loss= ")[-1].split(",")[0]))
+
+
+def test_emotion_interrupted_before_its_first_step_saves_nothing(tmp_path, monkeypatch, capsys):
+    """The book's naming is by the last step done; before the first there is none (the old
+    code wrote model.ckpt--1)."""
+    import plumbing
+
+    class PressedAtOnce(plumbing.CtrlC):
+        def __enter__(self):
+            self.pressed = True
+            return self
+    monkeypatch.setattr(plumbing, "CtrlC", PressedAtOnce)
+    data = write_book_layout(tmp_path / "data", train_count=40, test_count=10)
+    code = emotion_cnn.main(["--data-dir", str(data), "--logs-dir", str(tmp_path / "logs"),
+                             "--iterations", "5"])
+    assert code == 130
+    assert "interrupted before the first step: nothing new to save" in capsys.readouterr().out
+    assert not list((tmp_path / "logs").glob("model.ckpt*"))
