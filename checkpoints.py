@@ -62,10 +62,12 @@ class CheckpointFolder:
         if state is None or not state.model_checkpoint_path:
             raise plumbing.UserError(f"{self.folder / 'checkpoint'} cannot be read; move the "
                                      f"folder away or choose another {self.option}")
+        # Always this folder's own file: the index may name another folder's (this one moved,
+        # or copied from one whose files the saver would then delete as old checkpoints).
         named = state.model_checkpoint_path
-        for prefix in (named, str(self.folder / Path(named).name)):
-            if Path(prefix + ".index").exists():
-                return prefix
+        prefix = str(self.folder / Path(named).name)
+        if Path(prefix + ".index").exists():
+            return prefix
         raise plumbing.UserError(f"{self.folder} names the checkpoint {Path(named).name}, "
                                  f"whose files are not there; choose another {self.option}")
 
@@ -94,9 +96,10 @@ class CheckpointFolder:
             self.saver.restore(session, latest)
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
             raise plumbing.UserError(self._not_this_model(latest)) from None
-        except tf.errors.OpError as error:
-            raise plumbing.UserError(f"{latest} cannot be restored "
-                                     f"({str(error.message).splitlines()[0]})") from None
+        except tf.errors.OpError as error:  # DataLossError, OutOfRangeError, ...
+            raise plumbing.UserError(f"{latest} cannot be restored: its .index or .data file is "
+                                     f"damaged ({type(error).__name__}); move the folder away "
+                                     f"or choose another {self.option}") from None
 
     def _not_this_model(self, latest):
         import tensorflow.compat.v1 as tf

@@ -56,6 +56,9 @@ PINNED_MEMBERS = (downloads.RemoteFile(GRAPH_FILE, (), 95673916,
                   downloads.RemoteFile(LABEL_MAP_FILE, (), 64986,
                                       md5="b323f3c2933eab773514466b24a0c43c"))
 DEPRECATED_OP = "BatchNormWithGlobalNormalization"
+# The frozen graph's ops beyond tensor math: it decodes the JPEG itself, and normalises with
+# the 2015 batch-norm op. A .pb placed by hand that holds anything else is refused.
+INCEPTION_OPS = tf_setup.TENSOR_MATH_OPS | {"DecodeJpeg", DEPRECATED_OP}
 LOGITS = "softmax/logits:0"
 SOFTMAX_WIDTH = 1008  # 1000 classes, and 8 ids that name none
 
@@ -143,6 +146,7 @@ def create_graph(graph_path):
         raise plumbing.UserError(f"cannot read {graph_path}: {error.strerror}") from None
     except DecodeError:
         raise plumbing.UserError(f"{graph_path} is not a TensorFlow GraphDef") from None
+    tf_setup.refuse_unexpected_ops(graph_def, INCEPTION_OPS, graph_path, "Inception-v3")
     if any(node.op == DEPRECATED_OP for node in graph_def.node):
         print(f"note: this 2015 graph uses {DEPRECATED_OP}, which TensorFlow deprecated in "
               f"GraphDef version 9; the graph is version {graph_def.versions.producer}, so "

@@ -213,11 +213,6 @@ def train(args, data):
     print(f"emotion CNN ({args.model} network): {tf_setup.count_weights(net.variables):,} "
           f"parameters; training on {args.device}")
     saved = CheckpointFolder(logs_dir, net.saver, "--logs-dir", identify=other_network(net))
-    summary_writer = None
-    if logs_dir:
-        logs_dir.mkdir(parents=True, exist_ok=True)
-        with net.graph.as_default():  # FileWriter refuses to start in eager mode
-            summary_writer = tf.summary.FileWriter(str(logs_dir), net.graph)
     with tf_setup.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
         latest = saved.restore_or_initialize(sess, lambda s: s.run(net.initializer))
         first = int(sess.run(net.global_step))
@@ -229,6 +224,11 @@ def train(args, data):
         if stopper and stopper.has_stopped():
             print(stopper.verdict())
             return 0
+        summary_writer = None
+        if logs_dir:  # after the restore: a checkpoint that cannot be restored leaves no file
+            logs_dir.mkdir(parents=True, exist_ok=True)
+            with net.graph.as_default():  # FileWriter refuses to start in eager mode
+                summary_writer = tf.summary.FileWriter(str(logs_dir), net.graph)
         progress = plumbing.Progress(max(iterations - first, 0), "training", unit=" steps")
         steps_done = first
         try:

@@ -20,6 +20,7 @@ What changed, and why:
 from pathlib import Path
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 import EmotionUtils
 import gradcam
@@ -99,14 +100,80 @@ def latest_checkpoint(logs_dir):
 
 
 def restore(session, checkpoint):
-    saver = tf.train.import_meta_graph(checkpoint + ".meta")
+    """The network of `checkpoint`: its graph from the .meta file, checked to hold only what an
+    emotion network needs, and its weights restored by a saver of our own (the file's saver
+    could be told to write anywhere)."""
+    meta_graph = read_meta_graph(checkpoint + ".meta")
+    graph = session.graph
+    try:
+        tf.train.import_meta_graph(meta_graph, clear_devices=True)
+        x, y_conv = graph.get_tensor_by_name("input:0"), graph.get_tensor_by_name("output:0")
+        saver = tf.train.Saver()
+    except (KeyError, ValueError, tf.errors.OpError):  # ValueError: no variables, bad graph
+        raise plumbing.UserError(f"{checkpoint}.meta has no emotion network (input:0, output:0 "
+                                 f"and its weights)") from None
+    if not list(Path(checkpoint).parent.glob(Path(checkpoint).name + ".data-*")):
+        raise plumbing.UserError(f"{checkpoint} cannot be restored: its .data file is missing")
     try:
         saver.restore(session, checkpoint)
-    except (tf.errors.NotFoundError, tf.errors.DataLossError):
-        raise plumbing.UserError(f"{checkpoint} cannot be restored: its .data file is missing "
-                                 f"or damaged") from None
-    graph = session.graph
-    return graph.get_tensor_by_name("input:0"), graph.get_tensor_by_name("output:0")
+    except tf.errors.OpError as error:  # DataLossError, OutOfRangeError, NotFoundError, ...
+        raise plumbing.UserError(f"{checkpoint} cannot be restored: its .index or .data file is "
+                                 f"damaged ({type(error).__name__})") from None
+    return x, y_conv
+
+
+# What an emotion network, its training and its saver need beyond tensor math: variables of
+# both kinds (TF1's in the book's .meta), Adam, random initialisers and dropout, tf.cond,
+# --augment's crops, gradients, summaries and the save/restore ops.
+EMOTION_OPS = tf_setup.TENSOR_MATH_OPS | frozenset("""
+    VariableV2 Assign AssignAdd AssignSub IsVariableInitialized ApplyAdam VarHandleOp
+    ReadVariableOp AssignVariableOp AssignAddVariableOp AssignSubVariableOp VarIsInitializedOp
+    ResourceApplyAdam RandomUniform RandomStandardNormal TruncatedNormal If StatelessIf
+    StatelessRandomGetKeyCounter StatelessRandomUniformV2 MirrorPad CropAndResize OptionalNone
+    OptionalFromValue OptionalGetValue
+    Conv2DBackpropFilter Conv2DBackpropInput BiasAddGrad MaxPoolGrad ReluGrad
+    FusedBatchNormGrad FusedBatchNormGradV3 ScalarSummary HistogramSummary ImageSummary
+    MergeSummary SaveV2 RestoreV2 MergeV2Checkpoints ShardedFilename StringJoin
+    """.split())
+SAVER_WRITES = frozenset({"SaveV2", "MergeV2Checkpoints"})
+
+
+def read_meta_graph(path):
+    meta_graph = tf.MetaGraphDef()
+    try:
+        meta_graph.ParseFromString(Path(path).read_bytes())
+    except OSError as error:
+        raise plumbing.UserError(f"cannot read {path}: {error.strerror}") from None
+    except DecodeError:
+        meta_graph.Clear()
+    if not meta_graph.graph_def.node:  # an empty file parses, as an empty graph
+        raise plumbing.UserError(f"{path} is damaged: it is not a TensorFlow graph")
+    tf_setup.refuse_unexpected_ops(meta_graph.graph_def, EMOTION_OPS, path,
+                                   "an emotion network")
+    graph_def = meta_graph.graph_def
+    if SAVER_WRITES & (ops_needed_by(graph_def, "output") | function_ops(graph_def)):
+        raise plumbing.UserError(f"{path} is refused: its output:0 would run a save op; only "
+                                 f"run graph files you trust")
+    return meta_graph
+
+
+def ops_needed_by(graph_def, name):
+    """The op types that running node `name` runs: its inputs and control inputs, all the way
+    back."""
+    nodes = {node.name: node for node in graph_def.node}
+    needed, waiting = set(), [name]
+    while waiting:
+        current = waiting.pop()
+        if current in nodes and current not in needed:
+            needed.add(current)
+            waiting.extend(given.lstrip("^").split(":")[0] for given in nodes[current].input)
+    return {nodes[each].op for each in needed}
+
+
+def function_ops(graph_def):
+    """The op types inside `graph_def`'s functions (a tf.cond's branches)."""
+    return {node.op for function in graph_def.library.function
+            for node in function.node_def}
 
 
 def probabilities(session, x, y_conv, image):

@@ -3,10 +3,12 @@ turns NaN (issue 20, in part). A new fault joins with a few lines: `start` a scr
 with the helpers below (`interrupt_after`, `wait_for_file`), and assert one line and an exit
 code."""
 
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +174,164 @@ def test_a_damaged_early_stopping_record_is_one_line(tmp_path):
     result = run_script(PROJECT / "emotion_cnn.py", *common, "--iterations", "12")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "validation.json cannot be read" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Damaged checkpoints: one line, and the folder as it was
+# --------------------------------------------------------------------------------------------
+
+def damage(path, how):
+    """Corrupt one file the ways disks and copies do."""
+    data = path.read_bytes()
+    middle = len(data) // 2
+    path.write_bytes({"empty": b"", "truncated": data[:middle],
+                      "random": np.random.default_rng(0).bytes(max(64, len(data))),
+                      "bit flip": data[:middle] + bytes([data[middle] ^ 0x10]) + data[middle + 1:]
+                      }[how])
+
+
+def damage_newest(folder, kind, how):
+    """Corrupt the newest checkpoint's `kind` file ("index", "data" or "meta")."""
+    newest = max(folder.glob("model.ckpt-*.index"), key=lambda path: path.stat().st_mtime_ns)
+    prefix = str(newest)[:-len(".index")]
+    path = next(Path(prefix).parent.glob(Path(prefix).name + ("." + kind if kind != "data"
+                                                                  else ".data-*")))
+    damage(path, how)
+    return path
+
+
+def snapshot(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained_folders(tmp_path_factory):
+    """One LeNet epoch and two emotion steps, each in its folder, to copy and damage."""
+    import emotion_cnn
+    from conftest import write_book_layout
+    root = tmp_path_factory.mktemp("trained")
+    mnist = write_mnist(root / "mnist", train_count=300, test_count=60)
+    lenet = ["--data-dir", str(mnist), "--validation-size", "100", "--batch-size", "64",
+             "--test-size", "50"]
+    faces = write_book_layout(root / "faces", train_count=60, test_count=10)
+    emotion = ["--data-dir", str(faces), "--batch-size", "8"]
+    assert lenet_mnist.main(lenet + ["--epochs", "1", "--checkpoint-dir", str(root / "lenet")]) \
+        == 0
+    assert emotion_cnn.main(emotion + ["--iterations", "2", "--logs-dir", str(root / "emotion")]) \
+        == 0
+    photo = root / "face.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 60, 3), dtype=np.uint8)) \
+        .save(photo)
+    return {"lenet": (root / "lenet", lambda folder: lenet_mnist.main(
+                lenet + ["--epochs", "2", "--checkpoint-dir", str(folder)])),
+            "emotion_cnn": (root / "emotion", lambda folder: __import__("emotion_cnn").main(
+                emotion + ["--iterations", "4", "--logs-dir", str(folder)])),
+            "emotion_test": (root / "emotion", lambda folder: __import__("emotion_test").main(
+                [str(photo), "--logs-dir", str(folder), "--figure", str(folder / "f.png")]))}
+
+
+@pytest.mark.parametrize("script, kind, how", [
+    *[("lenet", "index", how) for how in ("empty", "truncated", "random", "bit flip")],
+    *[("lenet", "data", how) for how in ("empty", "truncated", "bit flip")],
+    *[("emotion_cnn", kind, how) for kind in ("index", "data") for how in ("truncated", "random")],
+    *[("emotion_test", kind, how) for kind in ("index", "data", "meta")
+      for how in ("empty", "truncated", "random")],
+])
+def test_a_damaged_checkpoint_file_is_one_line_and_the_folder_stays_as_it_was(
+        trained_folders, tmp_path, capsys, script, kind, how):
+    original, run = trained_folders[script]
+    folder = tmp_path / "copy"
+    shutil.copytree(original, folder)
+    damaged = damage_newest(folder, kind, how)
+    before = snapshot(folder)
+    capsys.readouterr()
+    assert run(folder) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "damaged" in err and "Traceback" not in err, err
+    assert str(damaged).rsplit(".", 1)[0].split(".data")[0] in err
+    assert snapshot(folder) == before
+
+
+def test_a_copied_checkpoint_folder_resumes_from_its_own_files_and_leaves_the_original(
+        trained_folders, tmp_path):
+    original, run = trained_folders["lenet"]
+    before = snapshot(original)
+    shutil.copytree(original, tmp_path / "copy")  # its index names the original's files
+    assert run(tmp_path / "copy") == 0
+    assert snapshot(original) == before
+    assert (tmp_path / "copy" / "model.ckpt-2.index").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Graph files from outside: run only what the network needs
+# --------------------------------------------------------------------------------------------
+
+def crafted_emotion_checkpoint(folder, side_effect):
+    """A checkpoint in the book's layout whose output:0 also runs `side_effect(weights)`."""
+    import tensorflow.compat.v1 as tf
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.placeholder(tf.float32, [None, 48, 48, 1], name="input")
+        weights = tf.Variable(np.zeros((2304, 7), np.float32), name="W_fc2")
+        with tf.control_dependencies([side_effect(weights)]):
+            tf.nn.softmax(tf.matmul(tf.reshape(x, [-1, 2304]), weights), name="output")
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            tf.train.Saver().save(session, str(folder / "model.ckpt"), global_step=1)
+    return folder
+
+
+@pytest.mark.parametrize("attack", ["WriteFile", "SaveV2"])
+def test_emotion_test_refuses_a_graph_whose_output_writes_a_file(tmp_path, capsys, attack):
+    import emotion_test
+    import tensorflow.compat.v1 as tf
+    target = tmp_path / "written"
+    side_effects = {
+        "WriteFile": lambda weights: tf.io.write_file(str(target), "owned"),
+        "SaveV2": lambda weights: tf.raw_ops.SaveV2(prefix=str(target), tensor_names=["w"],
+                                                    shape_and_slices=[""], tensors=[weights])}
+    folder = crafted_emotion_checkpoint(tmp_path / "logs", side_effects[attack])
+    photo = tmp_path / "face.png"
+    Image.new("RGB", (60, 60), (90, 90, 90)).save(photo)
+    code = emotion_test.main([str(photo), "--logs-dir", str(folder), "--figure",
+                              str(tmp_path / "f.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "is refused" in err, err
+    assert not list(tmp_path.glob("written*")) and not (tmp_path / "f.png").exists()
+
+
+@pytest.mark.parametrize("extras", [[], ["--model", "vgg", "--augment", "--schedule",
+                                           "cosine", "--patience", "1"]])
+def test_every_graph_emotion_cnn_saves_passes_emotion_tests_op_check(tmp_path, extras):
+    import emotion_cnn
+    import emotion_test
+    import tf_setup
+    from conftest import write_book_layout
+    faces = write_book_layout(tmp_path / "faces", train_count=40, test_count=10)
+    assert emotion_cnn.main(["--data-dir", str(faces), "--logs-dir", str(tmp_path / "logs"),
+                             "--iterations", "2", "--batch-size", "4", *extras]) == 0
+    metas = list((tmp_path / "logs").rglob("*.meta"))
+    assert len(metas) == (2 if extras else 1)  # with --patience, best/ holds one too
+    for meta in metas:
+        graph_def = emotion_test.read_meta_graph(meta).graph_def
+        assert tf_setup.op_types(graph_def) <= emotion_test.EMOTION_OPS
+        assert not emotion_test.SAVER_WRITES & emotion_test.ops_needed_by(graph_def, "output")
+
+
+def test_classify_image_refuses_a_graph_that_writes_a_file(tmp_path, capsys):
+    import classify_image
+    from tests.standins import inception_graph_def, write_inception_files
+    graph_def, _ = inception_graph_def()
+    for name, value in (("path", str(tmp_path / "written")), ("text", "owned")):
+        node = graph_def.node.add(name=name, op="Const")
+        node.attr["dtype"].type = 7  # DT_STRING
+        node.attr["value"].tensor.dtype = 7
+        node.attr["value"].tensor.string_val.append(value.encode())
+    graph_def.node.add(name="write", op="WriteFile", input=["path", "text"])
+    softmax = next(node for node in graph_def.node if node.name == "softmax")
+    softmax.input.append("^write")
+    write_inception_files(tmp_path / "model", graph_def=graph_def)
+    code = classify_image.main(["--model_dir", str(tmp_path / "model")])
+    err = capsys.readouterr().err
+    assert code == 1 and "is refused" in err and "WriteFile" in err and "Traceback" not in err
+    assert not (tmp_path / "written").exists()
