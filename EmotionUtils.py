@@ -294,9 +294,31 @@ def load_cache(path, expected_fingerprint):
         with np.load(path, allow_pickle=False) as cache:
             if str(cache["fingerprint"]) != expected_fingerprint:
                 return None
-            return {name: cache[name] for name in cache.files}
+            tables = {name: cache[name] for name in cache.files}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # missing, truncated, or a pickle: never unpickled, just rebuilt
+    return tables if tables_fit(tables) else None
+
+
+def tables_fit(tables):
+    """Whether a cache's tables are what read_data needs: a fingerprint proves which CSV files
+    it came from, not that nothing changed inside it."""
+    try:
+        pairs = [(tables["train_pixels"], tables["train_labels"])]
+        if tables["has_test_labels"].shape != ():
+            return False
+        test_labels = tables["test_labels"] if tables["has_test_labels"] else None
+        pairs.append((tables["test_pixels"], test_labels))
+    except KeyError:
+        return False
+    for pixels, labels in pairs:
+        if pixels.dtype != np.uint8 or pixels.ndim != 2 or pixels.shape[1] != PIXELS:
+            return False
+        if labels is not None and not (
+                labels.dtype.kind in "iu" and labels.shape == (len(pixels),)
+                and ((0 <= labels) & (labels < NUM_LABELS)).all()):
+            return False
+    return True
 
 
 def save_cache(path, tables, warn):

@@ -252,7 +252,10 @@ def train(sess, net, files, labels, settings, steps_done, ctrl_c):
             continue
         if step > settings.iterations or ctrl_c.pressed:
             return step - 1
-        batch_x = load_batch([files[i] for i in indices])
+        try:
+            batch_x = load_batch([files[i] for i in indices])
+        except plumbing.UserError as error:
+            raise PhotoFailed(str(error), step - 1) from None
         batch_y = one_hot(labels[indices])
         _, loss = sess.run([net.optimizer, net.loss],
                            {net.x: batch_x, net.y: batch_y, net.keep_prob: KEEP_PROB})
@@ -265,6 +268,14 @@ def train(sess, net, files, labels, settings, steps_done, ctrl_c):
                   "{:.6f}".format(cost) + ", Training Accuracy= " + "{:.5f}".format(acc),
                   flush=True)
     return step
+
+
+class PhotoFailed(plumbing.UserError):
+    """A training photo that cannot be read, met after `steps_done` steps."""
+
+    def __init__(self, message, steps_done):
+        super().__init__(message)
+        self.steps_done = steps_done
 
 
 def train_and_test(args):
@@ -299,7 +310,17 @@ def train_and_test(args):
         steps_done = resume(sess, net, weights, saved, settings.iterations)
         del weights
         started = time.time()
-        steps_done = train(sess, net, train_files, train_y, settings, steps_done, ctrl_c)
+        first = steps_done
+        try:
+            steps_done = train(sess, net, train_files, train_y, settings, steps_done, ctrl_c)
+        except PhotoFailed as failure:  # the steps done are kept first, then it is said
+            if not saved.folder or failure.steps_done == first:
+                raise
+            checkpoint = save(sess, net, saved, failure.steps_done,
+                              settings_of(args, train_layers))
+            raise plumbing.UserError(f"{failure}; the {failure.steps_done} steps done are saved "
+                                     f"to {checkpoint}: replace or remove the photo, then run "
+                                     f"the same command to resume") from None
         if ctrl_c.pressed and steps_done < settings.iterations:
             if saved.folder:
                 checkpoint = save(sess, net, saved, steps_done, settings_of(args, train_layers))

@@ -21,6 +21,7 @@ record one save ahead of the checkpoint, never behind it.
 
 import fcntl
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -128,9 +129,42 @@ class CheckpointFolder:
         if self.folder is None:
             return None
         self.folder.mkdir(parents=True, exist_ok=True)
-        with plumbing.atomic_output(self.folder / RECORD_NAME) as temporary:
-            temporary.write_text(json.dumps({"settings": settings, **state}, indent=1))
-        return self.saver.save(session, str(self.folder / "model.ckpt"), global_step=step)
+        record, kept = self.folder / RECORD_NAME, self.folder / (RECORD_NAME + ".kept")
+        kept.unlink(missing_ok=True)
+        if record.exists():
+            os.link(record, kept)  # the last save's record, back in place if this one fails
+        try:
+            with plumbing.atomic_output(record) as temporary:
+                temporary.write_text(json.dumps({"settings": settings, **state}, indent=1))
+            path = self.saver.save(session, str(self.folder / "model.ckpt"), global_step=step)
+        except Exception as error:
+            last = self._undo_save(step, kept, record)
+            if plumbing.disk_full(error):
+                last = f"{Path(last).name} is kept" if last else "no checkpoint is there yet"
+                raise plumbing.UserError(
+                    f"the disk is full: step {step} could not be saved in {self.folder} "
+                    f"({last}); make room, then run again") from None
+            raise
+        kept.unlink(missing_ok=True)
+        return path
+
+    def _undo_save(self, step, kept, record):
+        """Remove what a failed save of `step` left (a .tempstate file the size of the free
+        space, a half-written .index) and put the last record back; returns the newest
+        checkpoint, which stays."""
+        try:
+            newest = self.newest()
+        except plumbing.UserError:
+            newest = None
+        prefix = f"model.ckpt-{step}"
+        for path in [*self.folder.glob(prefix + ".*"), *self.folder.glob(prefix + "_temp*")]:
+            if "tempstate" in path.name or newest != str(self.folder / prefix):
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        if kept.exists():
+            os.replace(kept, record)
+        else:
+            record.unlink(missing_ok=True)
+        return newest
 
     def record(self):
         """What the last save recorded: {"settings": ..., and the script's state}, or {}."""
@@ -155,7 +189,8 @@ def start(folder, option, settings, restart=False):
     folder = Path(folder)
     lock(folder, option)
     if restart:
-        for path in [*folder.glob("model.ckpt-*"), folder / "checkpoint", folder / RECORD_NAME]:
+        for path in [*folder.glob("model.ckpt-*"), folder / "checkpoint", folder / RECORD_NAME,
+                     folder / (RECORD_NAME + ".kept")]:
             path.unlink(missing_ok=True)
         shutil.rmtree(folder / BEST, ignore_errors=True)
         return
@@ -195,5 +230,6 @@ def owns(folder, path):
         return False
     path, folder = Path(path).resolve(), Path(folder).resolve()
     inside = path.parent in (folder, folder / BEST)
-    return inside and (path.name in ("checkpoint", RECORD_NAME, "validation.json", LOCK_NAME)
+    return inside and (path.name in ("checkpoint", RECORD_NAME, RECORD_NAME + ".kept",
+                                     "validation.json", LOCK_NAME)
                        or path.name.startswith("model.ckpt"))

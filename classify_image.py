@@ -55,6 +55,7 @@ PINNED_MEMBERS = (downloads.RemoteFile(GRAPH_FILE, (), 95673916,
                                       md5="e6bb154e85f5d4331c22abcddb5dcf31"),
                   downloads.RemoteFile(LABEL_MAP_FILE, (), 64986,
                                       md5="b323f3c2933eab773514466b24a0c43c"))
+TARBALL_CONTENTS = 100_000_000  # its five members hold 96.5 MB; no member is larger
 DEPRECATED_OP = "BatchNormWithGlobalNormalization"
 # The frozen graph's ops beyond tensor math: it decodes the JPEG itself, and normalises with
 # the 2015 batch-norm op. A .pb placed by hand that holds anything else is refused.
@@ -122,7 +123,7 @@ def maybe_download_and_extract(model_dir):
     # or a wrong tarball leaves nothing in model_dir that a later run would trust.
     with tempfile.TemporaryDirectory(prefix=".extracting-", dir=model_dir) as staging:
         staging = Path(staging)
-        downloads.extract_archive(tarball, staging)
+        downloads.extract_archive(tarball, staging, TARBALL_CONTENTS, TARBALL_CONTENTS)
         for name in (GRAPH_FILE, LABEL_MAP_FILE, SYNSET_FILE):
             if not (staging / name).is_file():
                 raise plumbing.UserError(f"{tarball} has no {name}; it is not the Inception "

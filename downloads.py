@@ -6,11 +6,13 @@ file to put where), verification_problem, and extract_archive (a .tgz/.tar/.zip 
 write outside its folder).
 """
 
+import contextlib
 import errno
+import fcntl
 import hashlib
 import os
+import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 
-from plumbing import Progress, UserError, current_umask
+from plumbing import Progress, UserError, disk_full
 
 DOWNLOAD_TIMEOUT_SECONDS = 30
 CHUNK_BYTES = 1 << 16
@@ -71,10 +73,11 @@ def fetch(remote, directory, quiet=False):
     """Return the path of `remote` in `directory`, downloading and verifying it if absent.
 
     A file already there is the user's and is used as it is (the script's reader checks its
-    structure), never replaced. A download goes to a hidden temporary file that is renamed only
-    once its size and checksum are right and removed otherwise, so an interrupted run leaves
-    neither a file that looks complete nor a partial one. A connection cut mid-file is continued
-    where it stopped (HTTP Range, or from the start where the server does not allow that).
+    structure), never replaced. A download goes to a hidden `.NAME.part` file that is renamed
+    only once its size and checksum are right and removed when its bytes are wrong, so no file
+    looks complete before it is. A connection cut mid-file, or a run killed or interrupted, is
+    continued where it stopped (HTTP Range, or from the start where the server does not allow
+    that), in this run or the next.
     Mirrors are tried in order; when all fail, a UserError says which file to put where.
     """
     directory = Path(directory)
@@ -100,24 +103,49 @@ def fetch(remote, directory, quiet=False):
 
 
 def _download_one(url, remote, target, quiet):
-    """Download `url` to `target`; return None on success or why it failed."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part",
-                                         dir=target.parent)
-    os.close(handle)
-    os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp's 0600 would hide the file
-    partial = Path(temporary)
-    try:
-        for _ in range(DOWNLOAD_ATTEMPTS):
-            problem, cut_short = _stream_into(url, remote, partial, quiet)
-            if not cut_short:
-                break
+    """Download `url` to `target`; return None on success or why it failed. The bytes gather in
+    the hidden `.NAME.part` beside it, which a later run continues from when this one is cut
+    off or killed; bytes that prove wrong are removed."""
+    partial = target.parent / f".{remote.name}.part"
+    for leftover in target.parent.glob(f".{remote.name}.*.part"):  # earlier versions' names
+        leftover.unlink(missing_ok=True)
+    with _held(partial, remote):
+        if remote.size is not None and partial.stat().st_size > remote.size:
+            partial.write_bytes(b"")  # not a beginning of this file
+        try:
+            for _ in range(DOWNLOAD_ATTEMPTS):
+                problem, cut_short = _stream_into(url, remote, partial, quiet)
+                if not cut_short:
+                    break
+        except UserError:  # the disk is full: no partial file left taking room
+            partial.unlink(missing_ok=True)
+            raise
         if problem is None:
             problem = verification_problem(partial, remote)
-        if problem is None:
-            os.replace(partial, target)
+            if problem is None:
+                os.replace(partial, target)
+                return None
+            partial.unlink()  # the whole file, and wrong: nothing to continue from
+        elif partial.stat().st_size in (0, *([] if remote.size is None else [remote.size + 1])):
+            partial.unlink()  # nothing yet, or more than the file
         return problem
+
+
+@contextlib.contextmanager
+def _held(partial, remote):
+    """Open (creating) `partial` and hold it for this process: two runs fetching one file at
+    once would write into each other. The kernel's lock dies with a killed run."""
+    handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)  # umask applies
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        raise UserError(f"another run is downloading {remote.name} into {partial.parent}; "
+                        f"let it finish, then run again") from None
+    try:
+        yield
     finally:
-        partial.unlink(missing_ok=True)
+        os.close(handle)
 
 
 def _stream_into(url, remote, partial, quiet):
@@ -142,9 +170,13 @@ def _stream_into(url, remote, partial, quiet):
     except urllib.error.URLError as error:
         return f"{getattr(error.reason, 'strerror', None) or error.reason}", False
     except (HTTPException, OSError) as error:
-        if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            raise UserError(f"cannot write {remote.name} into {partial.parent} "
-                            f"({error.strerror}); make room there, then run again") from None
+        if disk_full(error):
+            raise UserError(f"the disk is full: cannot write {remote.name} into "
+                            f"{partial.parent} ({error.strerror}); make room there, then run "
+                            f"again") from None
+        if getattr(error, "errno", None) == errno.EROFS:
+            raise UserError(f"cannot write {remote.name} into {partial.parent}: the disk is "
+                            f"read-only") from None
         return f"connection lost ({type(error).__name__})", True
     if sending is not None and received < sending:
         return f"got {received:,} of {sending:,} bytes", True
@@ -181,9 +213,11 @@ def _inside(directory, member_name):
     return resolved == directory or directory in resolved.parents
 
 
-def extract_archive(archive, directory):
+def extract_archive(archive, directory, largest_member=None, largest_total=None):
     """Extract a .tgz/.tar/.zip into `directory`, refusing the whole archive if any member
-    would land outside it (absolute paths, `..`, links that point out, device files)."""
+    would land outside it (absolute paths, `..`, links that point out, device files), if a
+    member or all of them together are larger than the caller knows its contents to be, or
+    larger than the free space. Sizes come from the headers, before anything is written."""
     archive, directory = Path(archive), Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     root = directory.resolve()
@@ -193,18 +227,50 @@ def extract_archive(archive, directory):
                 for name in bundle.namelist():
                     if not _inside(root, name):
                         raise UserError(f"{archive} has a member outside the folder: {name}")
-                bundle.extractall(root)
+                # zipfile stops each member at its header's size: the check holds
+                _check_sizes(archive, root, {info.filename: info.file_size
+                                             for info in bundle.infolist()},
+                             largest_member, largest_total)
+                _extracting(archive, lambda: bundle.extractall(root))
             return
         with tarfile.open(archive) as bundle:
-            for member in bundle.getmembers():
+            members = bundle.getmembers()
+            for member in members:
                 bad_link = (member.issym() or member.islnk()) and not _inside(
                     root, Path(member.name).parent / member.linkname)
                 if (not _inside(root, member.name) or bad_link
                         or member.isdev() or member.isfifo()):
                     raise UserError(f"{archive} has an unsafe member: {member.name}")
-            bundle.extractall(root, filter="data")
+            _check_sizes(archive, root, {member.name: member.size for member in members},
+                         largest_member, largest_total)
+            _extracting(archive, lambda: bundle.extractall(root, filter="data"))
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as error:
         raise UserError(f"{archive} is not a readable archive ({error})") from None
+
+
+def _check_sizes(archive, root, sizes, largest_member, largest_total):
+    name, size = max(sizes.items(), key=lambda item: item[1], default=(None, 0))
+    if largest_member is not None and size > largest_member:
+        raise UserError(f"{archive} is not the expected archive: its member {name} would be "
+                        f"{size:,} bytes, more than the {largest_member:,} it can be")
+    total = sum(sizes.values())
+    if largest_total is not None and total > largest_total:
+        raise UserError(f"{archive} is not the expected archive: it would extract to "
+                        f"{total:,} bytes, more than the {largest_total:,} it can be")
+    free = shutil.disk_usage(root).free
+    if total > free:
+        raise UserError(f"the disk is full: {archive} needs {total:,} bytes in {root}, which "
+                        f"has {free:,} free; make room, then run again")
+
+
+def _extracting(archive, extract):
+    try:
+        extract()
+    except OSError as error:
+        if not disk_full(error):
+            raise
+        raise UserError(f"the disk is full: {archive} could not be extracted "
+                        f"({error.strerror}); make room, then run again") from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ tf_setup.py, checkpoints.py and gradcam.py.
 
 import argparse
 import contextlib
+import errno
 import math
 import os
 import signal
@@ -109,6 +110,30 @@ def run_reporting_errors(work, parser=None):
     except KeyboardInterrupt:
         print(f"{program}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if not disk_full(error):
+            raise
+        print(f"{program}: error: the disk is full{written_to(error)}; make room, then run "
+              f"again (what was saved before is kept)", file=sys.stderr)
+        return 1
+
+
+# How a full disk or a file-size limit shows: errno from Python, the strerror text inside a
+# TensorFlow error (whose class depends on the op that wrote: OutOfRange, ResourceExhausted...).
+DISK_FULL = {errno.ENOSPC: "No space left on device", errno.EFBIG: "File too large",
+             errno.EDQUOT: "Disk quota exceeded"}
+
+
+def disk_full(error):
+    if isinstance(error, OSError):
+        return error.errno in DISK_FULL
+    return type(error).__module__.startswith("tensorflow") and any(
+        text in str(error) for text in DISK_FULL.values())
+
+
+def written_to(error):
+    name = getattr(error, "filename", None)
+    return f" (writing {name})" if name else ""
 
 
 def stop_if_not_finite(loss, where, kept, advice):

@@ -169,6 +169,8 @@ def prepare(args):
     check_or_record_settings(output_dir, settings_of(args, jobs))
     for folder in ("trainDir", "testDir"):
         (output_dir / folder).mkdir(parents=True, exist_ok=True)
+        for leftover in (output_dir / folder).glob(".*.*.jpg"):  # a killed run's temporaries
+            leftover.unlink()
     failed = set()
     unreadable = image_io.UnreadableImages(len(jobs))
     progress = plumbing.Progress(len(jobs), "preparing", unit=" images")

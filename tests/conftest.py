@@ -105,11 +105,13 @@ class FileServer:
     """A loopback HTTP server. `files` maps a path to bytes; `behaviour` maps a path to
     'ok' (default; honours `Range: bytes=N-`), 'missing' (404), 'drop' (announce the full
     length, send half, hang up), 'drop-once' (drop the first request only) or
-    'drop-once-no-range' (the same, and always the whole file). `ranges` records each
-    request's Range header (None without one)."""
+    'drop-once-no-range' (the same, and always the whole file) or 'stall' (send half, then
+    nothing until the server closes). `ranges` records each request's Range header (None
+    without one)."""
 
     def __init__(self):
         self.files, self.behaviour, self.requests, self.ranges = {}, {}, [], []
+        self.closing = threading.Event()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -136,8 +138,10 @@ class FileServer:
                     self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body[:len(body) // 2] if drop else body)
+                self.wfile.write(body[:len(body) // 2] if drop or mode == "stall" else body)
                 self.wfile.flush()
+                if mode == "stall":
+                    server.closing.wait(120)
                 if drop:
                     self.close_connection = True
 
@@ -152,6 +156,7 @@ class FileServer:
         return f"http://127.0.0.1:{self.httpd.server_port}{path}"
 
     def close(self):
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -216,7 +216,7 @@ def test_an_extraction_cut_short_leaves_nothing_a_rerun_would_trust(tmp_path, mo
     pack_inception_tarball(members, model / "inception-2015-12-05.tgz")
     real_extract = downloads.extract_archive
 
-    def cut(archive, directory):
+    def cut(archive, directory, *sizes):
         (Path(directory) / classify_image.GRAPH_FILE).write_bytes(b"half a gra")
         raise KeyboardInterrupt  # Ctrl-C, a crash or a full disk half-way
 
@@ -237,13 +237,15 @@ def test_download_check_and_extract_then_classify(tmp_path, file_server, monkeyp
     assert file_server.requests == ["/inception.tgz"]  # downloaded once
 
 
-def test_a_truncated_download_is_not_kept(tmp_path, file_server, monkeypatch, capsys):
+def test_a_truncated_download_is_kept_only_as_a_hidden_part(tmp_path, file_server, monkeypatch,
+                                                            capsys):
     serve_tarball(tmp_path, file_server, monkeypatch)
     file_server.behaviour["/inception.tgz"] = "drop"
     assert classify_image.main(["--model_dir", str(tmp_path / "model")]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "could not download inception-2015-12-05.tgz" in errors[0]
-    assert list((tmp_path / "model").iterdir()) == []
+    assert [path.name for path in (tmp_path / "model").iterdir()] == [
+        ".inception-2015-12-05.tgz.part"]
 
 
 def test_a_download_cut_once_is_continued_in_the_same_run(tmp_path, file_server, monkeypatch,

@@ -3,6 +3,8 @@ turns NaN (issue 20, in part). A new fault joins with a few lines: `start` a scr
 with the helpers below (`interrupt_after`, `wait_for_file`), and assert one line and an exit
 code."""
 
+import io
+import resource
 import shutil
 import signal
 import subprocess
@@ -335,3 +337,264 @@ def test_classify_image_refuses_a_graph_that_writes_a_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "is refused" in err and "WriteFile" in err and "Traceback" not in err
     assert not (tmp_path / "written").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Downloads and archives
+# --------------------------------------------------------------------------------------------
+
+def test_a_download_killed_midway_is_continued_by_the_next_run(tmp_path, file_server):
+    import downloads
+    payload = np.random.default_rng(0).bytes(200_000)
+    file_server.files["/w.bin"] = payload
+    file_server.behaviour["/w.bin"] = "stall"  # half, then nothing: killed while it waits
+    remote = downloads.RemoteFile("w.bin", (file_server.url("/w.bin"),), len(payload))
+    code = ("import sys, downloads; downloads.fetch(downloads.RemoteFile('w.bin', "
+            f"({file_server.url('/w.bin')!r},), {len(payload)}), sys.argv[1], quiet=True)")
+    first = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=PROJECT)
+    part = tmp_path / ".w.bin.part"
+    deadline = time.monotonic() + 60
+    while not (part.exists() and part.stat().st_size > 0):  # a first block has landed
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    with pytest.raises(UserError, match="another run is downloading w.bin"):
+        downloads.fetch(remote, tmp_path, quiet=True)  # two writers would mix their bytes
+    first.kill()
+    first.wait()
+    kept = part.stat().st_size
+    file_server.behaviour["/w.bin"] = "ok"
+    assert downloads.fetch(remote, tmp_path, quiet=True).read_bytes() == payload
+    assert 0 < kept < len(payload) and file_server.ranges[-1] == f"bytes={kept}-"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["w.bin"]
+
+
+# --------------------------------------------------------------------------------------------
+# A full disk: one line, the last good checkpoint kept, no temporary file left
+# --------------------------------------------------------------------------------------------
+
+def disk_full_after(limit):
+    """For subprocess's preexec_fn: no file the script writes may grow past `limit` bytes
+    (EFBIG, Python ignores SIGXFSZ): how a disk that fills up shows, reported as one."""
+    def apply():
+        sigint_as_in_a_terminal()
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def run_with_disk_full_after(limit, script, *args):
+    return subprocess.run([sys.executable, str(PROJECT / script), *map(str, args)], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=600,
+                          preexec_fn=disk_full_after(limit))
+
+
+def assert_disk_full_in_one_line(result):
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert len(errors) == 1 and "the disk is full" in errors[0], result.stderr
+
+
+def checkpoint_files(folder):
+    return {name: data for name, data in snapshot(folder).items()
+            if name.startswith(("model.ckpt", "checkpoint", "run.json"))}
+
+
+@pytest.mark.parametrize("script", ["lenet", "emotion_cnn"])
+def test_a_disk_that_fills_up_mid_save_keeps_the_last_checkpoint(trained_folders, tmp_path,
+                                                                  script):
+    original, _ = trained_folders[script]
+    folder = tmp_path / "copy"
+    shutil.copytree(original, folder)
+    before = checkpoint_files(folder)
+    mnist, faces = original.parent / "mnist", original.parent / "faces"
+    args = {"lenet": ("lenet_mnist.py", "--data-dir", mnist, "--validation-size", "100",
+                      "--batch-size", "64", "--test-size", "50", "--epochs", "2",
+                      "--checkpoint-dir", folder),
+            "emotion_cnn": ("emotion_cnn.py", "--data-dir", faces, "--batch-size", "8",
+                            "--iterations", "4", "--logs-dir", folder)}[script]
+    result = run_with_disk_full_after(1_000_000, *args)  # the checkpoints' .data are larger
+    assert_disk_full_in_one_line(result)
+    assert "could not be saved" in result.stderr and "model.ckpt-" in result.stderr
+    assert checkpoint_files(folder) == before  # no .tempstate, the record as it was
+    rerun = run_script(PROJECT / args[0], *args[1:])  # room again: the same command resumes
+    assert rerun.returncode == 0, rerun.stderr
+
+
+def test_a_full_disk_when_writing_an_image_or_figure_is_one_line_and_leaves_no_temporary(
+        trained_folders, tmp_path):
+    photo = tmp_path / "face.png"
+    Image.new("RGB", (60, 60), (90, 90, 90)).save(photo)
+    style = run_with_disk_full_after(1000, "style_transfer.py", *style_inputs(tmp_path),
+                                     "--iterations", "2")
+    figure = run_with_disk_full_after(10_000, "emotion_test.py", photo, "--logs-dir",
+                                      trained_folders["emotion_test"][0], "--figure",
+                                      tmp_path / "figure" / "f.png")
+    for result, folder in ((style, tmp_path / "out"), (figure, tmp_path / "figure")):
+        assert_disk_full_in_one_line(result)
+        assert not list(folder.iterdir()) if folder.exists() else True
+
+
+def test_a_full_disk_during_a_download_is_said_and_leaves_no_partial_file(tmp_path,
+                                                                         file_server):
+    file_server.files["/w.bin"] = np.random.default_rng(0).bytes(200_000)
+    code = ("import sys, downloads, plumbing; sys.exit(plumbing.run_reporting_errors(lambda: "
+            "downloads.fetch(downloads.RemoteFile('w.bin', "
+            f"({file_server.url('/w.bin')!r},), 200_000), sys.argv[1], quiet=True) and 0))")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=PROJECT,
+                            capture_output=True, text=True, preexec_fn=disk_full_after(50_000))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "cannot write w.bin" in result.stderr and "make room" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------------------------
+# Photos that break mid-run, and what a killed run leaves
+# --------------------------------------------------------------------------------------------
+
+def test_a_photo_that_breaks_fine_tuning_midway_keeps_the_steps_done(tmp_path, capsys):
+    import alexnet_finetune
+    train = tmp_path / "train"
+    train.mkdir()
+    rng = np.random.default_rng(0)
+    for number in range(6):
+        for animal in ("cat", "dog"):
+            Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
+                train / f"{animal}.{number}.jpg")
+    files, _, _, _ = alexnet_finetune.training_set(train, 0.1, 0)
+    bad = files[0]
+    first_use = next(step for step, indices in enumerate(alexnet_finetune.batches(
+        len(files), 2, 0), start=1) if 0 in indices)
+    assert first_use >= 2  # some steps are done before the photo is met
+    good = bad.read_bytes()
+    bad.write_bytes(good[:200])  # a photo cut short
+    write_py2_alexnet_npy(tmp_path / "w.npy", alexnet_weights())
+    args = ["--train-dir", str(train), "--test-dir", "", "--weights", str(tmp_path / "w.npy"),
+            "--iterations", str(first_use + 1), "--batch-size", "2", "--seed", "0",
+            "--checkpoint-dir", str(tmp_path / "ck")]
+    assert alexnet_finetune.main(args) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and bad.name in errors[0], errors
+    assert f"the {first_use - 1} steps done are saved" in errors[0]
+    assert (tmp_path / "ck" / f"model.ckpt-{first_use - 1}.index").exists()
+    bad.write_bytes(good)  # replaced: the same command resumes
+    assert alexnet_finetune.main(args) == 0
+    assert f"after {first_use - 1} steps" in capsys.readouterr().out
+
+
+def test_prep_images_removes_the_temporaries_a_killed_run_left(tmp_path):
+    source = tmp_path / "photos"
+    source.mkdir()
+    for number in range(4):
+        for animal in ("cat", "dog"):
+            Image.new("RGB", (50, 40), (number * 40, 90, 90)).save(
+                source / f"{animal}.{number}.jpg")
+    command = (PROJECT / "prep_images.py", source, tmp_path / "out", "--test-count", "2",
+               "--size", "16", "--workers", "1")
+    assert run_script(*command).returncode == 0
+    leftover = tmp_path / "out" / "trainDir" / ".dog.3.hx5x198h.jpg"  # as a SIGKILL leaves it
+    leftover.write_bytes(b"\xff\xd8 half a JPEG")
+    (tmp_path / "out" / "trainDir" / "dog.3.jpg").unlink()  # the photo it was becoming
+    assert run_script(*command).returncode == 0
+    assert not leftover.exists() and (tmp_path / "out" / "trainDir" / "dog.3.jpg").exists()
+
+
+def tarball_with(path, members):
+    """A .tgz of (name, size) members of zeros, written without holding them in memory."""
+    import io
+    import tarfile
+    with tarfile.open(path, "w:gz", compresslevel=1) as bundle:
+        for name, size in members:
+            info = tarfile.TarInfo(name)
+            info.size = size
+            bundle.addfile(info, io.BufferedReader(ZeroStream(size)))
+    return path
+
+
+class ZeroStream(io.RawIOBase):
+    def __init__(self, size):
+        self.left = size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+@pytest.mark.parametrize("kind", ["tgz", "zip"])
+def test_an_archive_larger_than_its_contents_can_be_is_refused_from_its_headers(tmp_path,
+                                                                               kind):
+    import zipfile
+    import downloads
+    if kind == "tgz":
+        archive = tarball_with(tmp_path / "a.tgz", [("small", 10), ("big", 5000)])
+    else:
+        archive = tmp_path / "a.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+            bundle.writestr("small", b"x" * 10)
+            bundle.writestr("big", bytes(5000))
+    with pytest.raises(UserError, match="its member big would be 5,000 bytes, more than the "
+                                        "1,000 it can be"):
+        downloads.extract_archive(archive, tmp_path / "out", largest_member=1000)
+    with pytest.raises(UserError, match="would extract to 5,010 bytes, more than the 5,005"):
+        downloads.extract_archive(archive, tmp_path / "out", largest_total=5005)
+    assert not list((tmp_path / "out").iterdir())
+    downloads.extract_archive(archive, tmp_path / "out", 5000, 5010)
+    assert (tmp_path / "out" / "big").stat().st_size == 5000
+
+
+def test_an_archive_larger_than_the_free_space_is_refused_before_writing(tmp_path,
+                                                                        monkeypatch):
+    import shutil as shell
+    import downloads
+    archive = tarball_with(tmp_path / "a.tgz", [("big", 5000)])
+    usage = shell.disk_usage(tmp_path)
+    monkeypatch.setattr(downloads.shutil, "disk_usage",
+                        lambda path: usage._replace(free=4999))
+    with pytest.raises(UserError, match="the disk is full: .* needs 5,000 bytes"):
+        downloads.extract_archive(archive, tmp_path / "out")
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_a_hand_placed_inception_tarball_with_a_huge_member_is_one_line(tmp_path, capsys):
+    import classify_image
+    model = tmp_path / "model"
+    model.mkdir()
+    tarball_with(model / classify_image.INCEPTION_TARBALL.name,
+                 [(classify_image.GRAPH_FILE, 101_000_000)])  # 300 MB in the probe: same path
+    code = classify_image.main(["--model_dir", str(model)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "more than the 100,000,000" in err, err
+    assert [path.name for path in model.iterdir()] == [classify_image.INCEPTION_TARBALL.name]
+
+
+# --------------------------------------------------------------------------------------------
+# Crafted caches and weights: right fingerprint or name, wrong members
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("craft", [
+    lambda t: t.pop("train_labels"),
+    lambda t: t.update(train_pixels=t["train_pixels"][:, :100]),
+    lambda t: t.update(train_labels=t["train_labels"][:-1]),
+    lambda t: t.update(train_labels=np.full_like(t["train_labels"], 9)),  # no such emotion
+    lambda t: t.update(test_pixels=np.array(3, np.uint8)),
+    lambda t: t.update(has_test_labels=np.array([True, False])),
+    lambda t: t.update(train_labels=t["train_labels"].astype(np.float32) + 0.5),
+], ids=["member missing", "narrow pixels", "labels short", "label 9", "0-d pixels",
+        "flag array", "float labels"])
+def test_a_crafted_face_cache_with_the_right_fingerprint_is_rebuilt(tmp_path, craft):
+    import EmotionUtils
+    from conftest import write_book_layout
+    data = write_book_layout(tmp_path, train_count=30, test_count=10)
+    fresh = EmotionUtils.read_data(data, verbose=False)
+    cache = data / EmotionUtils.CACHE_NAME
+    with np.load(cache) as stored:
+        tables = {name: stored[name] for name in stored.files}
+    craft(tables)
+    with open(cache, "wb") as stream:
+        np.savez(stream, **tables)
+    again = EmotionUtils.read_data(data, verbose=False)  # the CSV parsed again, no traceback
+    np.testing.assert_array_equal(again.train_images, fresh.train_images)
+    np.testing.assert_array_equal(again.test_images, fresh.test_images)

@@ -54,15 +54,20 @@ def test_download_with_wrong_checksum_leaves_nothing(tmp_path, file_server):
     assert leftovers(tmp_path) == []
 
 
-def test_server_gone_mid_file_leaves_no_partial_file(tmp_path, file_server):
+def test_server_gone_mid_file_leaves_only_a_hidden_part_that_the_next_run_continues(
+        tmp_path, file_server):
     file_server.files["/w.bin"] = PAYLOAD
     file_server.behaviour["/w.bin"] = "drop"  # every time, so every continuation fails too
     with pytest.raises(UserError) as error:
         downloads.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
     assert "weights.bin" in str(error.value)
-    assert leftovers(tmp_path) == []
-    half, quarter = len(PAYLOAD) // 2, len(PAYLOAD) // 4
+    assert leftovers(tmp_path) == [".weights.bin.part"]  # hidden: nothing looks complete
+    half, quarter, eighth = len(PAYLOAD) // 2, len(PAYLOAD) // 4, len(PAYLOAD) // 8
     assert file_server.ranges == [None, f"bytes={half}-", f"bytes={half + quarter}-"]
+    file_server.behaviour["/w.bin"] = "ok"
+    path = downloads.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
+    assert path.read_bytes() == PAYLOAD and leftovers(tmp_path) == ["weights.bin"]
+    assert file_server.ranges[-1] == f"bytes={half + quarter + eighth}-"
 
 
 @pytest.mark.parametrize("behaviour", ["drop-once", "drop-once-no-range"])
