@@ -69,8 +69,10 @@ def load_weights(path):
             raise UserError(f"{path} has no layer {layer}")
         value = net_data[layer]
         if (not isinstance(value, (list, tuple)) or len(value) != 2
-                or not all(isinstance(array, np.ndarray) for array in value)):
-            raise UserError(f"{path}: layer {layer} is not a [weights, biases] pair")
+                or not all(isinstance(array, np.ndarray) and array.dtype.kind in "fiu"
+                           and array.ndim >= 1 for array in value)):
+            raise UserError(f"{path}: layer {layer} is not a [weights, biases] pair of "
+                            f"arrays of numbers")
         weights[layer] = (np.asarray(value[0], np.float32), np.asarray(value[1], np.float32))
     check_shapes(weights, path)
     return weights

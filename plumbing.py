@@ -17,6 +17,7 @@ import contextlib
 import errno
 import math
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -255,6 +256,33 @@ def atomic_output(path):
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def available_memory_bytes(meminfo="/proc/meminfo"):
+    """Memory a new allocation can have: free pages and the page cache the kernel can drop
+    (MemAvailable), or free pages alone where the kernel does not say."""
+    try:
+        with open(meminfo) as lines:
+            for line in lines:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def free_disk_bytes(folder):
+    """The free bytes where `folder` is, or would be made; None when that cannot be known."""
+    path = Path(folder).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 def current_umask():

@@ -152,6 +152,17 @@ def check_or_record_settings(output_dir, settings):
         temporary.write_text(json.dumps(settings, indent=1))
 
 
+def memory_problem(args, free):
+    """Why --workers images of --size pixels a side cannot be made at once in `free` bytes, or
+    None. Each worker holds the resized RGB image about twice (resizing, then encoding)."""
+    needed = args.workers * 2 * args.size ** 2 * 3
+    if free is not None and needed > free:
+        return (f"--size {args.size} needs about {needed / 2**30:.1f} GiB with {args.workers} "
+                f"workers and {free / 2**30:.1f} GiB are free; choose a smaller --size (the book "
+                f"used 227) or fewer --workers")
+    return None
+
+
 def prepare(args):
     source_dir, output_dir = Path(args.source), Path(args.output)
     if not source_dir.is_dir():
@@ -159,7 +170,8 @@ def prepare(args):
     if output_dir.resolve() == source_dir.resolve() or source_dir.resolve() in \
             output_dir.resolve().parents:
         raise plumbing.UserError("the output folder must not be inside the source folder")
-    problem = plumbing.folder_problem(output_dir, "output")
+    problem = plumbing.folder_problem(output_dir, "output") or \
+        memory_problem(args, plumbing.available_memory_bytes())
     if problem:
         raise plumbing.ArgumentMistake(problem)
     jobs, test_rows, skipped = plan(source_dir, output_dir, args.test_count, args.seed,

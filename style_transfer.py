@@ -33,7 +33,6 @@ work: the image where the optimiser stands becomes the final image, with the gri
 curve so far.
 """
 
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -65,6 +64,7 @@ STYLE_LAYERS = [("conv1_1", 0.5), ("conv2_1", 1.3), ("conv3_1", 2.3), ("conv4_1"
                 ("conv5_1", 4.0)]
 LBFGS_HALVINGS = 10  # of a step that raised the loss, before it is taken anyway
 LBFGS_MEMORY = 20  # steps L-BFGS remembers: neural-style keeps 100; 10, 20 and 50 do as well here
+GRID_IMAGES = 20  # progress_grid.png shows at most this many of the saved images
 
 # --------------------------------------------------------------------------------------------
 # The model: VGG-19 from MatConvNet's .mat file
@@ -380,9 +380,12 @@ def save_png(array, path):
 
 
 def save_grid(saved, path):
-    """The grid of saved iterations, each titled."""
+    """The grid of saved iterations, each titled: GRID_IMAGES of them at most, evenly spread,
+    the last one always."""
     from PIL import Image
     plt = plumbing.pyplot()
+    picks = np.unique(np.linspace(0, len(saved) - 1, min(len(saved), GRID_IMAGES)).round())
+    saved = [saved[int(index)] for index in picks]
     columns = min(5, len(saved))
     rows = -(-len(saved) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
@@ -430,28 +433,29 @@ def estimated_bytes(size):
     return VGG_WEIGHTS.size + 4 * floats * 4 + (16 + 8 * LBFGS_MEMORY) * width * height * 3
 
 
-def available_bytes(meminfo="/proc/meminfo"):
-    """Memory a new allocation can have: free pages and the page cache the kernel can drop
-    (MemAvailable), or free pages alone where the kernel does not say."""
-    try:
-        with open(meminfo) as lines:
-            for line in lines:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+def is_save_point(iteration, args):
+    return iteration % args.save_every == 0 or iteration == args.iterations
 
 
 def planned_outputs(args):
-    save_points = sorted(set(range(0, args.iterations + 1, args.save_every)) | {args.iterations})
+    """The files this run writes that are there already (numbered images of its save points
+    included, found without listing every save point), and the ones it always writes."""
     out = Path(args.output_dir)
-    files = [out / f"{i}.png" for i in save_points]
-    return save_points, files + [out / "progress_grid.png", out / "loss_curve.png",
-                                 Path(args.output or out / "final.png")]
+    numbered = [path for path in out.glob("*.png") if path.stem.isdigit()
+                and int(path.stem) <= args.iterations and is_save_point(int(path.stem), args)]
+    return sorted(numbered) + [out / "progress_grid.png", out / "loss_curve.png",
+                               Path(args.output or out / "final.png")]
+
+
+def saves_problem(args, size, free):
+    """Why the images --save-every asks for cannot fit in `free` bytes, or None."""
+    count = args.iterations // args.save_every + 2
+    largest = size[0] * size[1] * 3 + 1024  # a PNG's worst case, roughly
+    if free is not None and count * largest > free:
+        return (f"--iterations {args.iterations} --save-every {args.save_every} would save "
+                f"{count:,} images of up to {largest:,} bytes, and {free / 1e9:.1f} GB are free "
+                f"in {args.output_dir}; choose a larger --save-every")
+    return None
 
 
 def check_before_work(args):
@@ -472,8 +476,7 @@ def check_before_work(args):
     if args.initial not in ("content", "noise", "style"):
         images.append(args.initial)
     inputs = [Path(path).resolve() for path in images + ([args.weights] if args.weights else [])]
-    _, outputs = planned_outputs(args)
-    for output in outputs:
+    for output in planned_outputs(args):
         if output.resolve() in inputs:
             raise plumbing.ArgumentMistake(f"{output} is an input; outputs never replace inputs")
         option = "--output" if args.output and output == Path(args.output) else "--output-dir"
@@ -500,10 +503,13 @@ def run(args):
     initial_source = None if args.initial in ("content", "noise", "style") \
         else image_io.open_rgb(args.initial)
     size = content_size(content_image, args.size)
-    needed, free = estimated_bytes(size), available_bytes()
+    needed, free = estimated_bytes(size), plumbing.available_memory_bytes()
     if free and needed > free:
         raise plumbing.UserError(f"--size {args.size} needs about {needed / 2**30:.1f} GiB and "
                                  f"{free / 2**30:.1f} GiB are free; choose a smaller --size")
+    problem = saves_problem(args, size, plumbing.free_disk_bytes(args.output_dir))
+    if problem:
+        raise plumbing.ArgumentMistake(problem)
     params = load_vgg(args.weights or downloads.fetch(VGG_WEIGHTS, DATA_DIR))
     content = preprocess(content_image, size)
     styles = [preprocess(image, size) for image in style_images]
@@ -511,7 +517,6 @@ def run(args):
     device = tf_setup.configure_devices(args.cpu)
     problem = build_problem(params, content.shape, settings_from(args), len(styles))
     print(f"{size[0]}x{size[1]} pixels, {args.optimizer}, {args.precision}, on {device}")
-    save_points, _ = planned_outputs(args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     content_pixels = deprocess(content)
@@ -536,7 +541,7 @@ def run(args):
                 print("iteration:", iteration, "cost: ", f"{losses['total']:.6g}", flush=True)
             if image is not None:
                 last = iteration, image
-                if iteration in save_points:
+                if is_save_point(iteration, args):
                     save_png(finish(image), out / f"{iteration}.png")
                     saved.append((iteration, out / f"{iteration}.png"))
     progress.close()

@@ -266,10 +266,13 @@ class Python2Pickler:
         self.tuple_(shape)
 
     def float_array(self, array):
+        """float32, as the real file; a complex or bool array keeps its type (crafted files)."""
+        kept = array.dtype.kind in "cb"
+        descriptor, order = (array.dtype.str[1:], array.dtype.str[:1]) if kept else ("f4", "<")
         self.array_header(array.shape)
-        self.dtype(b"f4", b"<", 0)
+        self.dtype(descriptor.encode(), order.encode(), 0)
         self.out += b"\x89"  # NEWFALSE: not Fortran-ordered
-        self.str_(np.ascontiguousarray(array, "<f4").tobytes())
+        self.str_(np.ascontiguousarray(array, array.dtype if kept else "<f4").tobytes())
         self.out += b"tb"
 
     def weights_dict(self, weights):

@@ -598,3 +598,79 @@ def test_a_crafted_face_cache_with_the_right_fingerprint_is_rebuilt(tmp_path, cr
     again = EmotionUtils.read_data(data, verbose=False)  # the CSV parsed again, no traceback
     np.testing.assert_array_equal(again.train_images, fresh.train_images)
     np.testing.assert_array_equal(again.test_images, fresh.test_images)
+
+
+@pytest.mark.parametrize("craft", [
+    lambda w: w.update(conv1=[np.float32(1.0), np.float32(2.0)]),  # 0-d arrays
+    lambda w: w.update(fc8=[w["fc8"][0] > 0, w["fc8"][1]]),
+    lambda w: w.update(fc7=[w["fc7"][0].astype(np.complex64), w["fc7"][1]]),
+    lambda w: w.update(conv2=[w["conv2"][0][..., :3], w["conv2"][1]]),
+    lambda w: w.pop("fc6"),
+], ids=["0-d", "bool", "complex", "wrong width", "layer missing"])
+def test_crafted_alexnet_weights_are_one_line(tmp_path, craft):
+    import alexnet_files
+    weights = {layer: list(pair) for layer, pair in alexnet_weights().items()}
+    craft(weights)
+    write_py2_alexnet_npy(tmp_path / "w.npy", weights)
+    with pytest.raises(UserError, match=str(tmp_path / "w.npy")) as error:
+        alexnet_files.load_weights(tmp_path / "w.npy")
+    assert "\n" not in str(error.value)
+
+
+def test_a_labels_csv_that_is_not_utf8_is_one_line_before_training(tmp_path, capsys):
+    import alexnet_finetune
+    for folder in ("train", "test"):
+        (tmp_path / folder).mkdir()
+    for number in range(2):
+        for animal in ("cat", "dog"):
+            Image.new("RGB", (40, 40), (90, 90, number)).save(
+                tmp_path / "train" / f"{animal}.{number}.jpg")
+    Image.new("RGB", (40, 40)).save(tmp_path / "test" / "1.jpg")
+    (tmp_path / "test" / "labels.csv").write_bytes("file,label\n1.jpg,chat\xe9\n".encode("cp1252"))
+    code = alexnet_finetune.main(["--train-dir", str(tmp_path / "train"), "--test-dir",
+                                  str(tmp_path / "test"), "--weights", str(tmp_path / "none.npy"),
+                                  "--checkpoint-dir", str(tmp_path / "ck")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "labels.csv" in err, err
+    assert not (tmp_path / "ck").exists()
+
+
+def test_a_damaged_checkpoint_record_is_one_line(trained_folders, tmp_path, capsys):
+    original, run = trained_folders["lenet"]
+    shutil.copytree(original, tmp_path / "copy")
+    (tmp_path / "copy" / "run.json").write_bytes(b'{"settings": {"seed"')
+    assert run(tmp_path / "copy") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run.json cannot be read" in err, err
+
+
+# --------------------------------------------------------------------------------------------
+# Sizes that cannot fit: refused before any work, from an estimate
+# --------------------------------------------------------------------------------------------
+
+def test_sizes_that_cannot_fit_are_refused_before_work(tmp_path, capsys):
+    import emotion_cnn
+    import prep_images
+    import style_transfer
+    from conftest import write_book_layout
+    faces = write_book_layout(tmp_path / "faces", train_count=20, test_count=5)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for animal in ("cat", "dog"):
+        Image.new("RGB", (40, 40)).save(photos / f"{animal}.1.jpg")
+    runs = {
+        "--batch-size": lambda: emotion_cnn.main(["--data-dir", str(faces), "--logs-dir",
+                                                  str(tmp_path / "logs"), "--batch-size",
+                                                  "1000000000000"]),
+        "--size": lambda: prep_images.main([str(photos), str(tmp_path / "prepared"),
+                                            "--size", "200000", "--test-count", "1"]),
+        "--save-every": lambda: style_transfer.main(
+            [str(arg) for arg in style_inputs(tmp_path)] + ["--iterations", "10" + "0" * 12,
+                                                            "--save-every", "1"]),
+    }
+    for option, run in runs.items():
+        code = run()
+        errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert code == 2 and len(errors) == 1 and option in errors[0], errors  # after usage
+        assert "free" in errors[0]
+    assert not any((tmp_path / name).exists() for name in ("logs", "prepared", "out"))

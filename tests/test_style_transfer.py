@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import image_io
+import plumbing
 import style_transfer
 import tf_setup
 from conftest import PROJECT, ctrl_c_when, run_script, start_script
@@ -477,8 +478,8 @@ def test_the_memory_check_comes_before_the_weights_are_read(mats, pictures, tmp_
                                                            monkeypatch, capsys):
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal: 8000000 kB\nMemFree: 100 kB\nMemAvailable: 2000000 kB\n")
-    assert style_transfer.available_bytes(meminfo) == 2000000 * 1024  # the cache counts
-    monkeypatch.setattr(style_transfer, "available_bytes", lambda: 2000000 * 1024)
+    assert plumbing.available_memory_bytes(meminfo) == 2000000 * 1024  # the cache counts
+    monkeypatch.setattr(plumbing, "available_memory_bytes", lambda: 2000000 * 1024)
     monkeypatch.setattr(style_transfer, "load_vgg", lambda path: pytest.fail("read first"))
     assert style_transfer.main(["--content", str(pictures / "content.png"), "--style",
                                 str(pictures / "style.jpg"), "--weights", str(mats["new"]),
