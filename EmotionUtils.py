@@ -312,7 +312,7 @@ def tables_fit(tables):
     except KeyError:
         return False
     for pixels, labels in pairs:
-        if pixels.dtype != np.uint8 or pixels.ndim != 2 or pixels.shape[1] != PIXELS:
+        if pixels.dtype != np.uint8 or pixels.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             return False
         if labels is not None and not (
                 labels.dtype.kind in "iu" and labels.shape == (len(pixels),)

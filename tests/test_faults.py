@@ -1,7 +1,8 @@
-"""Faults a reader's run meets: Ctrl-C at a bad moment, two runs on one folder, a loss that
-turns NaN (issue 20, in part). A new fault joins with a few lines: `start` a script, act on it
-with the helpers below (`interrupt_after`, `wait_for_file`), and assert one line and an exit
-code."""
+"""Faults a reader's run meets (issue 20): kills and Ctrl-C at bad moments, two runs at once,
+damaged checkpoints, a full disk, hostile graph files and archives, crafted caches and weights,
+sizes that cannot fit. A new fault joins in a few lines with the helpers here: `start` a script
+and `interrupt_after` / `wait_for_file`; `damage_newest` checkpoint file and compare `snapshot`s;
+`run_with_disk_full_after(bytes, ...)`; `crafted_emotion_checkpoint`; `tarball_with`."""
 
 import io
 import resource
@@ -339,6 +340,22 @@ def test_classify_image_refuses_a_graph_that_writes_a_file(tmp_path, capsys):
     assert not (tmp_path / "written").exists()
 
 
+def test_the_published_inception_graph_is_trusted_without_the_op_check(tmp_path, monkeypatch,
+                                                                      capsys):
+    import hashlib
+    import classify_image
+    from tests.standins import write_inception_files
+    write_inception_files(tmp_path)
+    monkeypatch.setattr(classify_image, "INCEPTION_OPS", frozenset())  # every op is unexpected
+    assert classify_image.main(["--model_dir", str(tmp_path)]) == 1
+    assert "is refused" in capsys.readouterr().err
+    graph = (tmp_path / classify_image.GRAPH_FILE).read_bytes()
+    pinned = classify_image.PINNED_MEMBERS[0]
+    monkeypatch.setattr(classify_image, "PINNED_MEMBERS", (
+        type(pinned)(pinned.name, (), len(graph), md5=hashlib.md5(graph).hexdigest()),))
+    assert classify_image.main(["--model_dir", str(tmp_path)]) == 0
+
+
 # --------------------------------------------------------------------------------------------
 # Downloads and archives
 # --------------------------------------------------------------------------------------------
@@ -576,7 +593,7 @@ def test_a_hand_placed_inception_tarball_with_a_huge_member_is_one_line(tmp_path
 
 @pytest.mark.parametrize("craft", [
     lambda t: t.pop("train_labels"),
-    lambda t: t.update(train_pixels=t["train_pixels"][:, :100]),
+    lambda t: t.update(train_pixels=t["train_pixels"][:, :10]),
     lambda t: t.update(train_labels=t["train_labels"][:-1]),
     lambda t: t.update(train_labels=np.full_like(t["train_labels"], 9)),  # no such emotion
     lambda t: t.update(test_pixels=np.array(3, np.uint8)),
@@ -584,7 +601,8 @@ def test_a_hand_placed_inception_tarball_with_a_huge_member_is_one_line(tmp_path
     lambda t: t.update(train_labels=t["train_labels"].astype(np.float32) + 0.5),
 ], ids=["member missing", "narrow pixels", "labels short", "label 9", "0-d pixels",
         "flag array", "float labels"])
-def test_a_crafted_face_cache_with_the_right_fingerprint_is_rebuilt(tmp_path, craft):
+def test_a_crafted_face_cache_with_the_right_fingerprint_is_rebuilt(tmp_path, monkeypatch,
+                                                                    craft):
     import EmotionUtils
     from conftest import write_book_layout
     data = write_book_layout(tmp_path, train_count=30, test_count=10)
@@ -595,7 +613,12 @@ def test_a_crafted_face_cache_with_the_right_fingerprint_is_rebuilt(tmp_path, cr
     craft(tables)
     with open(cache, "wb") as stream:
         np.savez(stream, **tables)
+    parsed = []
+    real_reader = EmotionUtils.read_face_csv
+    monkeypatch.setattr(EmotionUtils, "read_face_csv",
+                        lambda *args: parsed.append(args) or real_reader(*args))
     again = EmotionUtils.read_data(data, verbose=False)  # the CSV parsed again, no traceback
+    assert parsed
     np.testing.assert_array_equal(again.train_images, fresh.train_images)
     np.testing.assert_array_equal(again.test_images, fresh.test_images)
 
