@@ -90,3 +90,50 @@ def test_the_vgg_network_with_the_training_aids_reads_faces_better(trained, tmp_
         assert "precision" in tested.stdout
         accuracies[name] = float(re.search(r"Test accuracy: (\d\.\d{4})", tested.stdout).group(1))
     assert accuracies["vgg"] >= accuracies["book"] + 0.06  # measured: 50.8% against 38.8%
+
+
+def test_each_face_of_two_real_photos_side_by_side_is_found_and_read(trained, shared_data,
+                                                                      tmp_path):
+    """The README's picture: the astronaut beside the author (on a border, as his photo is
+    cropped too tight for the detector)."""
+    from PIL import Image, ImageOps
+    images = shared_data / "images"
+    author = ImageOps.expand(Image.open(images / "author_img.jpg").convert("RGB"), border=80,
+                             fill=(225, 225, 225))
+    astronaut = Image.open(images / "astronaut.png").convert("RGB").resize((author.height,
+                                                                             author.height))
+    both = Image.new("RGB", (astronaut.width + author.width, author.height))
+    both.paste(astronaut, (0, 0))
+    both.paste(author, (astronaut.width, 0))
+    both.save(tmp_path / "both.png")
+    result = run_script(PROJECT / "emotion_test.py", tmp_path / "both.png", "--logs-dir",
+                        trained / "logs", "--figure", tmp_path / "boxed.png")
+    print(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert "2 faces found by OpenCV" in result.stdout
+    lefts = [int(x) for x in re.findall(r"^face \d at x=(\d+),", result.stdout, re.MULTILINE)]
+    assert len(lefts) == 2 and lefts[0] < astronaut.width <= lefts[1]  # one on each photo
+    assert len(SEVEN_LINES.findall(result.stdout)) == 14
+    assert (tmp_path / "boxed.png").exists()
+
+
+def test_a_video_of_four_real_faces_is_read_frame_by_frame(trained, shared_data, tmp_path):
+    """bench/emotion_live.py's frame (the astronaut's head four times, 640x480), moving."""
+    import sys
+    import cv2
+    import numpy as np
+    sys.path.insert(0, str(PROJECT / "bench"))
+    from emotion_live import frame_with_faces
+    frame = frame_with_faces(shared_data / "images", 4)
+    writer = cv2.VideoWriter(str(tmp_path / "four.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25,
+                             (640, 480))
+    for index in range(30):
+        writer.write(np.roll(frame, 2 * index, axis=1))
+    writer.release()
+    result = run_script(PROJECT / "emotion_test.py", "--video", tmp_path / "four.avi",
+                        "--logs-dir", trained / "logs", "--output", tmp_path / "out.avi")
+    print(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert "faces read on 30 of them, 120 faces in all" in result.stdout
+    capture = cv2.VideoCapture(str(tmp_path / "out.avi"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 30

@@ -189,7 +189,7 @@ def test_every_image_mode_becomes_a_48x48_face_in_0_to_1(tmp_path, mode, suffix)
     assert gray.shape == (40, 60) and gray.max() <= 255.0 + 1e-6
     # region means, so that a 1-bit photo's dithered face counts too
     assert gray[10:30, 20:40].mean() > gray[:, :10].mean() + 100
-    face, _ = emotion_test.face_input(gray)
+    face, _, _ = emotion_test.face_inputs(gray)
     assert face.shape == (1, 48, 48, 1) and face.dtype == np.float32
     assert 0.0 <= face.min() and face.max() <= 1.0
 
@@ -215,10 +215,10 @@ def test_sixteen_bit_is_scaled_not_clipped(tmp_path):
 
 def test_the_face_is_resized_not_np_resized():
     gray = np.tile(np.linspace(0, 255, 96), (96, 1))  # a left-to-right ramp
-    face, crop = emotion_test.face_input(gray)
+    face, _, crops = emotion_test.face_inputs(gray)
     row = face[0, 24, :, 0]
     assert np.all(np.diff(row) > 0)  # still one ramp; np.resize would repeat or cut it
-    assert crop.startswith("the centre square")  # a ramp holds no face to find
+    assert len(crops) == 1 and crops[0].startswith("the centre square")  # a ramp: no face
 
 
 @pytest.mark.parametrize("content, message", [(b"just text", "not an image"),
@@ -298,9 +298,9 @@ def test_a_checkpoint_without_its_data_file_is_one_line(tmp_path, capsys):
 def test_without_opencv_the_centre_square_is_used(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
-    (left, top, size), description = emotion_test.find_face(np.zeros((40, 60)))
-    assert (left, top, size) == (10, 0, 40)
-    assert "no face detector" in description
+    squares, descriptions = emotion_test.find_faces(np.zeros((40, 60)))
+    assert squares == [(10, 0, 40)]
+    assert "no face detector" in descriptions[0]
 
 
 def test_grad_cam_looks_at_h_pool2_and_comes_from_the_prediction_run(trained):
@@ -317,3 +317,38 @@ def test_grad_cam_looks_at_h_pool2_and_comes_from_the_prediction_run(trained):
         np.testing.assert_allclose(scores, emotion_test.probabilities(session, x, y_conv, face),
                                    rtol=1e-6)
     assert cam.shape == (12, 12) and 0 <= cam.min() and cam.max() <= 1
+
+
+def test_every_face_in_a_photo_gets_its_lines_and_a_box_from_one_run(trained, tmp_path,
+                                                                      monkeypatch, capsys):
+    import tf_setup
+    root, _ = trained
+    Image.new("RGB", (120, 60), (90, 90, 90)).save(tmp_path / "group.png")
+    # Stand-in faces cannot fool OpenCV's cascade, so the detector is given its boxes; the
+    # third lies inside the first, as the cascade's second finds do, and is dropped.
+    monkeypatch.setattr(emotion_test, "detect_faces",
+                        lambda cv2, gray: [(70, 12, 28, 28), (10, 10, 30, 30), (14, 14, 12, 12)])
+    batches, real_session = [], tf_setup.new_session
+
+    def counting_session(graph, **options):
+        session = real_session(graph, **options)
+        real_run = session.run
+
+        def run(fetches, feed_dict=None, **kwargs):
+            batches.extend(len(value) for value in (feed_dict or {}).values()
+                           if getattr(value, "ndim", 0) == 4)
+            return real_run(fetches, feed_dict=feed_dict, **kwargs)
+        session.run = run
+        return session
+    monkeypatch.setattr(tf_setup, "new_session", counting_session)
+    figure = tmp_path / "boxed.png"
+    assert emotion_test.main([str(tmp_path / "group.png"), "--logs-dir", str(root / "logs"),
+                              "--figure", str(figure)]) == 0
+    out = capsys.readouterr().out
+    assert "2 faces found by OpenCV" in out
+    heads = re.findall(r"^face (\d) at x=(\d+), y=(\d+), (\d+)x\d+: (\w+)$", out, re.MULTILINE)
+    assert [(number, x) for number, x, _, _, _ in heads] == [("1", "7"), ("2", "67")]
+    assert len(re.findall(r"^\w+ = \d+\.\d%$", out, re.MULTILINE)) == 14
+    assert batches == [2]  # both faces through the network in one session.run
+    with Image.open(figure) as image:
+        assert image.width > image.height  # the photo's shape, boxed; not the 3-panel figure

@@ -33,7 +33,8 @@ SMALLER = {
     "style_transfer.py": ["--size", "32", "--iterations", "4"],
 }
 PHOTOS = ("cat.jpg", "mosaic.jpg", "me.jpg", "me.png", "a.jpg", "b.jpg", "dog.png",
-          "astronaut.png", "author_img.jpg", "author_image.jpg")
+          "astronaut.png", "author_img.jpg", "author_image.jpg", "astronaut_and_author.png")
+VIDEOS = ("party.mp4",)
 
 
 def commands_in(text):
@@ -98,7 +99,18 @@ def fresh_folder(root):
             photo(data / "dogs-vs-cats" / "train" / f"{animal}.{number}.jpg", 10 * number + seed)
     for seed, name in enumerate(PHOTOS):
         photo(root / name, 100 + seed)
+    for name in VIDEOS:
+        video(root / name)
     return root
+
+
+def video(path, frames=12):
+    import cv2
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (80, 60))
+    rng = np.random.default_rng(7)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    writer.release()
 
 
 def as_run_here(command):
@@ -114,6 +126,8 @@ def run_in(folder, command):
     result = subprocess.run(as_run_here(command), cwd=folder, capture_output=True, text=True,
                             timeout=600)
     assert "Traceback" not in result.stderr, (command, result.stderr[-3000:])
+    if "--camera" in command and "no camera at index" in result.stderr:
+        return result  # no webcam on a test machine: the reader's one line is what it can check
     assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-3000:])
     return result
 
