@@ -131,8 +131,11 @@ class CheckpointFolder:
         self.folder.mkdir(parents=True, exist_ok=True)
         record, kept = self.folder / RECORD_NAME, self.folder / (RECORD_NAME + ".kept")
         kept.unlink(missing_ok=True)
-        if record.exists():
-            os.link(record, kept)  # the last save's record, back in place if this one fails
+        if record.exists():  # the last save's record, back in place if this one fails
+            try:
+                os.link(record, kept)  # no space needed, even on a full disk
+            except OSError:  # a file system without hard links
+                shutil.copyfile(record, kept)
         try:
             with plumbing.atomic_output(record) as temporary:
                 temporary.write_text(json.dumps({"settings": settings, **state}, indent=1))

@@ -548,6 +548,9 @@ def run_live(args):
             plumbing.atomic_output(output) as temporary:
         x, y_conv = restore(sess, checkpoint)
         writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+        if not writer.isOpened():
+            raise plumbing.UserError(f"cannot write the video {output}: OpenCV could not open "
+                                     f"it for Motion-JPEG")
         progress = plumbing.Progress(total, "reading", unit=" frames")
         stop = lambda: ctrl_c.pressed  # noqa: E731
         for frame, faces in read_live(sess, x, y_conv, capture, args.every, stop, counted):

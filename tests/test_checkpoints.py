@@ -108,3 +108,26 @@ def test_the_best_folder_is_preferred_once_it_holds_a_checkpoint(tmp_path):
     assert preferred_folder(tmp_path) == tmp_path  # an empty best/ is not a checkpoint
     save_values(tmp_path / BEST, [1, 2, 3])
     assert preferred_folder(tmp_path) == tmp_path / BEST
+
+
+def test_a_failed_save_puts_the_last_record_back_also_without_hard_links(tmp_path,
+                                                                        monkeypatch):
+    import checkpoints
+    save_values(tmp_path / "ck", [1, 2, 3], step=4, epoch=4)
+    before = (tmp_path / "ck" / "run.json").read_bytes()
+
+    def no_links(source, target):
+        raise OSError(1, "Operation not permitted")  # as exFAT or a network share answers
+    monkeypatch.setattr(checkpoints.os, "link", no_links)
+    model = tiny_model()
+    folder = CheckpointFolder(tmp_path / "ck", model.saver, "--checkpoint-dir")
+    monkeypatch.setattr(model.saver, "save", lambda *args, **kwargs: (_ for _ in ()).throw(
+        OSError(28, "No space left on device")))
+    with tf_setup.new_session(model.graph) as session:
+        session.run(model.initializer)
+        with pytest.raises(UserError, match=r"the disk is full: step 5 could not be saved .*"
+                                            r"model.ckpt-4 is kept"):
+            folder.save(session, 5, {"seed": 1}, epoch=5)
+    assert (tmp_path / "ck" / "run.json").read_bytes() == before
+    assert sorted(path.name for path in (tmp_path / "ck").iterdir()
+                  if not path.name.startswith("model.ckpt-4.")) == ["checkpoint", "run.json"]
