@@ -229,6 +229,14 @@ def probabilities(session, x, y_conv, image):
     return session.run(y_conv, feed_dict={x: image})[0]
 
 
+def read_faces(session, x, y_conv, faces, tta=False):
+    """The probabilities of a batch of faces from one run; with `tta`, each averaged with its
+    mirror image's (the same run, twice the batch)."""
+    def scores_of(batch):
+        return session.run(y_conv, feed_dict={x: batch})
+    return EmotionUtils.mirror_averaged(scores_of, faces) if tta else scores_of(faces)
+
+
 def count_predictions(session, x, y_conv, image, evaluations):
     """The book's tally: the winning label of each of `evaluations` random passes."""
     tResult = EmotionUtils.testResult()
@@ -258,13 +266,16 @@ def run(args):
         x, y_conv = restore(sess, checkpoint)
         first, cam = probabilities_and_cam(sess, x, y_conv, add_grad_cam(y_conv), image)
         random_graph = not np.allclose(first, probabilities(sess, x, y_conv, image))
+        if args.tta:
+            first = read_faces(sess, x, y_conv, image, tta=True)[0]
         if args.evaluations:
             tResult = count_predictions(sess, x, y_conv, image, args.evaluations)
             fractions = [count / args.evaluations for count in tResult.counts]
             title = f"winner of {args.evaluations} random passes"
             tResult.display_result(args.evaluations)
         else:
-            fractions, title = first, "probability"
+            fractions = first
+            title = "probability (face and mirror averaged)" if args.tta else "probability"
             print(EmotionUtils.format_emotions(fractions))
             if random_graph:
                 print("note: this model's answer changes from run to run (its graph has dropout "
@@ -335,7 +346,7 @@ def read_every_face(args, shape, faces, squares, checkpoint, figure):
     graph = tf.Graph()
     with graph.as_default(), tf_setup.new_session(graph) as sess:
         x, y_conv = restore(sess, checkpoint)
-        scores = sess.run(y_conv, feed_dict={x: faces})
+        scores = read_faces(sess, x, y_conv, faces, args.tta)
         if args.evaluations:
             scores = np.array([[count / args.evaluations for count in
                                 count_predictions(sess, x, y_conv, face[None],
@@ -447,7 +458,7 @@ def frames_of(capture, counted):
         index += 1
 
 
-def read_live(session, x, y_conv, capture, every, should_stop, counted):
+def read_live(session, x, y_conv, capture, every, should_stop, counted, tta=False):
     """The optimiser-style generator of the live loop: yields (frame, faces in view) for each
     frame, reading the faces (all of them in one run) on every `every`-th frame."""
     import cv2
@@ -461,7 +472,8 @@ def read_live(session, x, y_conv, capture, every, should_stop, counted):
             height, width = gray.shape
             squares = [square_around(face, width, height)
                        for face in separate_faces(detect_faces_fast(cv2, gray))]
-            scores = session.run(y_conv, {x: crop_faces(gray, squares)}) if squares else []
+            scores = read_faces(session, x, y_conv, crop_faces(gray, squares), tta) \
+                if squares else []
             tracks.update(squares, scores)
             counted["read"] += 1
             counted["faces"] += len(squares)
@@ -553,7 +565,8 @@ def run_live(args):
                                      f"it for Motion-JPEG")
         progress = plumbing.Progress(total, "reading", unit=" frames")
         stop = lambda: ctrl_c.pressed  # noqa: E731
-        for frame, faces in read_live(sess, x, y_conv, capture, args.every, stop, counted):
+        for frame, faces in read_live(sess, x, y_conv, capture, args.every, stop, counted,
+                                      args.tta):
             writer.write(draw_faces(frame, faces))
             frames += 1
             progress.update()
@@ -595,6 +608,9 @@ def main(argv=None):
     parser.add_argument("--overwrite", action="store_true",
                         help="let --figure replace an existing file")
     tf_setup.add_device_option(parser)
+    parser.add_argument("--tta", action="store_true",
+                        help="average each face's probabilities with its mirror image's "
+                             "(test-time augmentation: twice the network's work per face)")
     live = parser.add_argument_group("beyond the book: every face of a video or a webcam")
     source = live.add_mutually_exclusive_group()
     source.add_argument("--video", metavar="PATH", help="a video file OpenCV reads")
@@ -613,6 +629,9 @@ def photo_or_live(args):
     live = args.video is not None or args.camera is not None
     if live == (args.photo is not None):
         raise plumbing.ArgumentMistake("give a photo, or --video PATH, or --camera N")
+    if args.tta and args.evaluations:
+        raise plumbing.ArgumentMistake("--tta averages one deterministic pass with its mirror; "
+                                       "--evaluations counts random passes: choose one")
     return run_live(args) if live else run(args)
 
 

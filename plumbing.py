@@ -86,6 +86,14 @@ def number(minimum=None, positive=False):
     return finite_number
 
 
+def share(text):
+    """An argparse type: a fraction from 0 to 1."""
+    value = number(minimum=0)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text} is more than 1")
+    return value
+
+
 def seed(text):
     """An argparse type: a seed NumPy and TensorFlow both take, 0 to 2**32 - 1."""
     value = count(0)(text)

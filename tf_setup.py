@@ -101,11 +101,13 @@ def load_variable(session, variable, value):
         variable.load(value, session)
 
 
-def new_session(graph, precision="fp32"):
+def new_session(graph, precision="fp32", float16_on_gpus=True):
     """A `tf.compat.v1.Session` for `graph` that takes GPU memory as it needs it.
 
     precision "bf16" turns on TensorFlow's mixed-precision graph rewrites: bfloat16 through
-    oneDNN on CPUs that have it, float16 on GPUs. The graph itself stays float32.
+    oneDNN on CPUs that have it, float16 on GPUs unless `float16_on_gpus` is False (training
+    in float16 needs loss scaling, which the rewrite does not add). The graph itself stays
+    float32.
     """
     import tensorflow as tf
     from tensorflow.core.protobuf import rewriter_config_pb2
@@ -115,7 +117,8 @@ def new_session(graph, precision="fp32"):
     if precision == "bf16":
         rewrites = config.graph_options.rewrite_options
         rewrites.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
-        rewrites.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+        if float16_on_gpus:
+            rewrites.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
     return tf.compat.v1.Session(graph=graph, config=config)
 
 

@@ -93,6 +93,21 @@ def main():
         print(f"  frames/s: ours {1 / ours:.1f}; per-face loop {1 / loop:.1f} "
               f"(ours x{loop / ours:.2f}); the peers' way {1 / peers:.1f} "
               f"(ours x{peers / ours:.2f})")
+    time_tta({count: f["batch"] for count, f in figures.items()}, args.repeats)
+
+
+def time_tta(batches, repeats):
+    """What `--tta` (each face averaged with its mirror, in the same run) costs per frame, on
+    the vgg network that it is meant for."""
+    net = emotion_cnn.build_training_graph(seed=1, model="vgg")
+    x, y = net.graph.get_tensor_by_name("input:0"), net.graph.get_tensor_by_name("output:0")
+    with tf_setup.new_session(net.graph) as session:
+        session.run(net.initializer)
+        for count, batch in batches.items():
+            plain, tta = (per_frame(lambda: emotion_test.read_faces(session, x, y, batch, tta),
+                                    repeats) for tta in (False, True))
+            print(f"vgg network, {count} face(s): {plain * 1e3:.1f} ms a frame, with --tta "
+                  f"{tta * 1e3:.1f} ms ({(tta - plain) / len(batch) * 1e3:.1f} ms more a face)")
 
 
 def face_cascade_full(cv2, gray):

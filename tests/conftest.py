@@ -221,3 +221,15 @@ def write_fer_layout(directory, counts=(120, 30, 20), seed=0):
     write_face_csv(directory / "fer2013.csv", faces, labels, usage,
                    header="emotion,pixels,Usage")
     return directory
+
+
+def has_bfloat16():
+    """Whether TensorFlow's bf16 rewrite has hardware to run on here: a GPU, or a CPU with
+    AVX-512 BF16 or AMX (the rewrite is skipped elsewhere, and the run stays fp32)."""
+    import tensorflow as tf
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        flags = []
+    return bool(tf.config.list_physical_devices("GPU")) or \
+        bool({"avx512_bf16", "amx_bf16"} & set(flags))

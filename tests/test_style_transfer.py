@@ -1,7 +1,6 @@
 """style_transfer.py on tiny VGG-19 .mat files in both MatConvNet layouts."""
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import image_io
 import plumbing
 import style_transfer
 import tf_setup
-from conftest import PROJECT, ctrl_c_when, run_script, start_script
+from conftest import PROJECT, ctrl_c_when, has_bfloat16, run_script, start_script
 from plumbing import UserError
 from tests.standins import vgg19_weights, write_vgg_mat
 
@@ -265,18 +264,6 @@ def test_two_styles_blend_their_losses_by_the_weights(mats, pictures, tmp_path):
     wrong = stylize(mats, pictures, tmp_path / "out2", "--iterations", "5",
                     "--style-blend-weights", "1", style=("style.jpg", "style2.png"))
     assert wrong.returncode == 2 and "one --style-blend-weights value per" in wrong.stderr
-
-
-def has_bfloat16():
-    """Whether TensorFlow's bf16 rewrite has hardware to run on here: a GPU, or a CPU with
-    AVX-512 BF16 or AMX (the rewrite is skipped elsewhere, and the run stays fp32)."""
-    import tensorflow as tf
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        flags = []
-    return bool(tf.config.list_physical_devices("GPU")) or \
-        bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
 def test_bf16_precision_really_computes_in_bfloat16(mats, pictures, tmp_path):
