@@ -223,13 +223,17 @@ def write_fer_layout(directory, counts=(120, 30, 20), seed=0):
     return directory
 
 
-def has_bfloat16():
-    """Whether TensorFlow's bf16 rewrite has hardware to run on here: a GPU, or a CPU with
-    AVX-512 BF16 or AMX (the rewrite is skipped elsewhere, and the run stays fp32)."""
-    import tensorflow as tf
+def cpu_has_bfloat16():
+    """Whether the CPU has AVX-512 BF16 or AMX, the hardware of TensorFlow's oneDNN bf16
+    rewrite (skipped elsewhere: the run stays fp32)."""
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:
         flags = []
-    return bool(tf.config.list_physical_devices("GPU")) or \
-        bool({"avx512_bf16", "amx_bf16"} & set(flags))
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def has_bfloat16():
+    """Whether TensorFlow's bf16 rewrite has hardware to run on here: a GPU, or such a CPU."""
+    import tensorflow as tf
+    return bool(tf.config.list_physical_devices("GPU")) or cpu_has_bfloat16()
