@@ -36,14 +36,14 @@ run: install
 	@echo "make run: done; to type the README's commands, first: . $(VENV)/bin/activate"
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 test-floor: $(FLOOR_VENV)/.installed
 	$(FLOOR_BIN)/python -c "import tensorflow as tf, numpy; print('floor: TensorFlow', tf.__version__, 'NumPy', numpy.__version__)"
-	$(FLOOR_BIN)/python -m pytest -q -p no:cacheprovider -m "not reader" tests
+	$(FLOOR_BIN)/python -m pytest -q --durations=15 -p no:cacheprovider -m "not reader" tests
 
 acceptance: install
-	SHARED_DATA=$(SHARED_DATA) $(BIN)/python -m pytest -q acceptance
+	SHARED_DATA=$(SHARED_DATA) $(BIN)/python -m pytest -q --durations=15 acceptance
 
 bench: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt

@@ -4,11 +4,11 @@
     python emotion_cnn.py --mode test          # accuracy, confusion matrix, precision/recall
 
     # beyond the book: a stronger network and training aids (see "Beyond the book" below)
-    python emotion_cnn.py --model vgg --augment --erase 0.5 --label-smoothing 0.1 \\
-        --schedule cosine --precision bf16 --iterations 12000 --eval-every 500 \\
-        --data-dir data/fer2013 --logs-dir logs/emotion_vgg
-    python emotion_cnn.py --model vgg --mode test --tta --data-dir data/fer2013 \\
-        --logs-dir logs/emotion_vgg
+    python emotion_cnn.py --data-dir data/fer2013 --logs-dir logs/emotion_vgg --model vgg \\
+        --augment --erase 0.5 --label-smoothing 0.1 --schedule cosine --precision bf16 \\
+        --iterations 12000 --eval-every 500 --seed 1
+    python emotion_cnn.py --data-dir data/fer2013 --logs-dir logs/emotion_vgg --model vgg \\
+        --mode test --tta
 
 The network, variable names (`W_conv1`, `b_conv1`, ...), the `input` and `output` tensors, the
 L2 regularisation, Adam and the printed lines are the book's; the file follows the section:

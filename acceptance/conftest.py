@@ -1,16 +1,16 @@
 """Real-data checks: run the scripts on the real files in SHARED_DATA (../shared/data).
 
-These never skip: without the data they fail, saying where they looked.
+These never skip: without the data they fail, saying where they looked. The scripts run in
+this process (tests/in_process.py: as `python script.py ...` would, without paying
+TensorFlow's import for each).
 """
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parent.parent
+from tests.in_process import PROJECT, process_state_kept, run_script  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +20,8 @@ def shared_data():
     return folder
 
 
-def run_script(*args, timeout=1800):
-    return subprocess.run([sys.executable, *map(str, args)], cwd=PROJECT, capture_output=True,
-                          text=True, timeout=timeout)
+@pytest.fixture(autouse=True)
+def fresh_process_state():
+    """Each test starts as in a new process, whatever the test before it ran in this one."""
+    with process_state_kept():
+        yield

@@ -1,8 +1,14 @@
-"""Fixtures the tests share: generated MNIST-format files and a local HTTP server."""
+"""Fixtures the tests share: generated MNIST-format and face files, a local HTTP server,
+trained emotion checkpoints made once per test run (a copy for each test that asks), and the
+way the scripts are run: in this process (run_script, tests/in_process.py) unless the process
+itself is tested (start_script, run_process). Every test starts with the process as a new one
+has it (fresh_process_state), and the Python interpreters the tests start are counted and held
+to a budget at the end of the run."""
 
 import gzip
 import http.server
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-PROJECT = Path(__file__).resolve().parent.parent
+from tests.in_process import (INTERPRETER_BUDGET, PROJECT, count_interpreter_starts,
+                              interpreter_starts, process_state_kept, run_process, run_script)
 
 
 def idx_bytes(array, magic):
@@ -95,10 +102,30 @@ def ctrl_c_when(process, pattern, then_wait=0.0):
     return "".join(lines) + out, err
 
 
-def run_script(*args, cwd=None, timeout=600):
-    """Run a project script as a user would; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd or PROJECT,
-                          capture_output=True, text=True, timeout=timeout)
+@pytest.fixture(autouse=True)
+def fresh_process_state():
+    """Each test starts as in a new process, whatever the test before it ran in this one."""
+    with process_state_kept():
+        yield
+
+
+def pytest_configure(config):
+    count_interpreter_starts()
+
+
+def pytest_terminal_summary(terminalreporter):
+    starts = len(interpreter_starts)
+    terminalreporter.write_line(f"Python interpreters started by the tests: {starts} "
+                                f"(budget {INTERPRETER_BUDGET})", red=starts > INTERPRETER_BUDGET)
+    if starts > INTERPRETER_BUDGET:
+        terminalreporter.write_line("over the budget: run the scripts in process (run_script) "
+                                    "unless the process itself is what a test is about",
+                                    red=True)
+
+
+def pytest_sessionfinish(session):
+    if len(interpreter_starts) > INTERPRETER_BUDGET:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 class FileServer:
@@ -221,6 +248,91 @@ def write_fer_layout(directory, counts=(120, 30, 20), seed=0):
     write_face_csv(directory / "fer2013.csv", faces, labels, usage,
                    header="emotion,pixels,Usage")
     return directory
+
+
+# --------------------------------------------------------------------------------------------
+# Trained emotion checkpoints, each made once per test run; a test gets its own copy
+# --------------------------------------------------------------------------------------------
+
+class TrainedRun:
+    """A training run of emotion_cnn.py in `root`: its faces in data/, its checkpoints in
+    logs/, the options it was trained with (`options`, data and logs folders left out) and
+    what it printed (`result`)."""
+
+    def __init__(self, root, options, result):
+        self.root, self.options, self.result = root, list(options), result
+        self.data, self.logs = root / "data", root / "logs"
+
+    def command(self, *extra):
+        """emotion_cnn.py with this run's folders and options, then `extra`."""
+        return (PROJECT / "emotion_cnn.py", "--data-dir", self.data, "--logs-dir", self.logs,
+                *self.options, *extra)
+
+    def copied_to(self, folder):
+        shutil.copytree(self.root, folder)
+        return TrainedRun(folder, self.options, self.result)
+
+
+def train_once(root, options, write_faces, spelled=("--data-dir", "--logs-dir")):
+    write_faces(root / "data")
+    result = run_script(PROJECT / "emotion_cnn.py", spelled[0], root / "data", spelled[1],
+                        root / "logs", *options)
+    assert result.returncode == 0, result.stderr
+    return TrainedRun(root, options, result)
+
+
+# The README's FER2013 recipe, on the vgg network.
+RECIPE = ("--model", "vgg", "--augment", "--erase", "0.5", "--label-smoothing", "0.1",
+          "--schedule", "cosine", "--precision", "bf16")
+
+
+@pytest.fixture(scope="session")
+def book_trained_once(tmp_path_factory):
+    """The book's network, 3 steps on 270 training faces (the book's option spellings)."""
+    return train_once(tmp_path_factory.mktemp("book"), ["--iterations", "3", "--seed", "1"],
+                      lambda data: write_book_layout(data, train_count=300, test_count=70),
+                      spelled=("--data_dir", "--logs_dir"))
+
+
+@pytest.fixture(scope="session")
+def vgg_trained_once(tmp_path_factory):
+    """The vgg network with the README's recipe, 8 steps on 90 training faces."""
+    return train_once(tmp_path_factory.mktemp("vgg"),
+                      [*RECIPE, "--iterations", "8", "--batch-size", "16", "--eval-every", "4",
+                       "--seed", "3"],
+                      lambda data: write_book_layout(data, train_count=100, test_count=30))
+
+
+def write_memorisable_layout(directory):
+    """Noise faces with random labels: training fits them, so the validation loss turns up."""
+    rng = np.random.default_rng(11)
+    faces = (rng.random((300, 48, 48)) * 255).astype(np.uint8)
+    write_face_csv(directory / "train.csv", faces, rng.integers(0, 7, 300))
+    write_face_csv(directory / "test.csv", faces[:20], rng.integers(0, 7, 20))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def stopped_early_once(tmp_path_factory):
+    """The book's network on faces it can only memorise, stopped early with --patience 3."""
+    return train_once(tmp_path_factory.mktemp("early"),
+                      ["--iterations", "400", "--batch-size", "32", "--eval-every", "5",
+                       "--patience", "3", "--seed", "1"], write_memorisable_layout)
+
+
+@pytest.fixture
+def book_trained(book_trained_once, tmp_path):
+    return book_trained_once.copied_to(tmp_path / "book")
+
+
+@pytest.fixture
+def vgg_trained(vgg_trained_once, tmp_path):
+    return vgg_trained_once.copied_to(tmp_path / "vgg")
+
+
+@pytest.fixture
+def stopped_early(stopped_early_once, tmp_path):
+    return stopped_early_once.copied_to(tmp_path / "early")
 
 
 def cpu_has_bfloat16():

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from checkpoints import CheckpointFolder
-from conftest import PROJECT, run_script, write_book_layout, write_face_csv
+from conftest import PROJECT, run_script, write_book_layout
 
 import emotion_cnn
 import emotion_test
@@ -152,27 +152,10 @@ def test_augmented_seeded_runs_repeat_and_other_seeds_do_not(tmp_path):
 # Early stopping
 # --------------------------------------------------------------------------------------------
 
-def write_memorisable_layout(directory):
-    """Noise faces with random labels: training fits them, so the validation loss turns up."""
-    rng = np.random.default_rng(11)
-    faces = (rng.random((300, 48, 48)) * 255).astype(np.uint8)
-    write_face_csv(directory / "train.csv", faces, rng.integers(0, 7, 300))
-    write_face_csv(directory / "test.csv", faces[:20], rng.integers(0, 7, 20))
-    return directory
-
-
-@pytest.fixture(scope="module")
-def stopped_early(tmp_path_factory):
-    root = tmp_path_factory.mktemp("early")
-    data = write_memorisable_layout(root / "data")
-    command = (PROJECT / "emotion_cnn.py", "--data-dir", data, "--logs-dir", root / "logs",
-               "--iterations", "400", "--batch-size", "32", "--eval-every", "5",
-               "--patience", "3", "--seed", "1")
-    return root, command, run_script(*command)
-
+# stopped_early: conftest, a copy per test
 
 def test_early_stopping_stops_when_the_validation_loss_turns_up(stopped_early):
-    root, _, result = stopped_early
+    root, result = stopped_early.root, stopped_early.result
     assert result.returncode == 0, result.stderr
     losses = [float(x) for x in re.findall(r"Validation Loss: (\d+\.\d+)", result.stdout)]
     best = int(np.argmin(losses))
@@ -183,7 +166,7 @@ def test_early_stopping_stops_when_the_validation_loss_turns_up(stopped_early):
 
 
 def test_the_best_checkpoint_is_kept_and_tested(stopped_early):
-    root, _, result = stopped_early
+    root, result = stopped_early.root, stopped_early.result
     losses = [float(x) for x in re.findall(r"Validation Loss: (\d+\.\d+)", result.stdout)]
     best = root / "logs" / "best"
     kept = emotion_cnn.tf.train.latest_checkpoint(str(best))
@@ -200,8 +183,7 @@ def test_the_best_checkpoint_is_kept_and_tested(stopped_early):
 
 
 def test_a_rerun_after_an_early_stop_trains_nothing(stopped_early):
-    _, command, _ = stopped_early
-    again = run_script(*command)
+    again = run_script(*stopped_early.command())
     assert again.returncode == 0 and "early stop:" in again.stdout
     assert "Training Loss" not in again.stdout
 
@@ -219,20 +201,12 @@ def test_precision_and_recall_per_class():
     assert recall[1] == 0 and np.isnan(precision[1])  # never predicted: no precision to give
 
 
-@pytest.fixture(scope="module")
-def vgg_trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vgg")
-    data = write_book_layout(root / "data", train_count=100, test_count=30)
-    result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", data, "--logs-dir",
-                        root / "logs", "--model", "vgg", "--iterations", "3", "--seed", "1")
-    assert result.returncode == 0, result.stderr
-    assert "emotion CNN (vgg network): 1,755,239 parameters" in result.stdout
-    return root
-
+# vgg_trained: conftest, trained with the README's recipe; a copy per test
 
 def test_mode_test_prints_precision_and_recall(vgg_trained):
-    result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", vgg_trained / "data",
-                        "--logs-dir", vgg_trained / "logs", "--model", "vgg", "--mode", "test")
+    assert "emotion CNN (vgg network): 1,755,239 parameters" in vgg_trained.result.stdout
+    result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", vgg_trained.data,
+                        "--logs-dir", vgg_trained.logs, "--model", "vgg", "--mode", "test")
     assert result.returncode == 0, result.stderr
     rows = re.findall(r"^ +(\w+) +(\d\.\d{3}|nan) +(\d\.\d{3}) +(\d+)$", result.stdout,
                       re.MULTILINE)
@@ -244,13 +218,13 @@ def test_mode_test_prints_precision_and_recall(vgg_trained):
 @pytest.mark.parametrize("trained_as, asked", [("vgg", "book"), ("book", "vgg")])
 def test_a_checkpoint_of_the_other_network_is_one_line(tmp_path, vgg_trained, trained_as,
                                                        asked):
-    logs = vgg_trained / "logs"
+    logs = vgg_trained.logs
     if trained_as == "book":
         logs = tmp_path / "logs"
-        assert run_script(PROJECT / "emotion_cnn.py", "--data-dir", vgg_trained / "data",
+        assert run_script(PROJECT / "emotion_cnn.py", "--data-dir", vgg_trained.data,
                           "--logs-dir", logs, "--iterations", "1").returncode == 0
     for mode in ("train", "test"):
-        result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", vgg_trained / "data",
+        result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", vgg_trained.data,
                             "--logs-dir", logs, "--model", asked, "--mode", mode)
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert result.stderr.count("\n") == 1, result.stderr
@@ -267,7 +241,7 @@ def test_emotion_test_reads_a_face_with_the_vgg_network(tmp_path, vgg_trained):
     Image.fromarray((left_heavy_faces(1)[0, ..., 0] * 255).astype(np.uint8)).save(
         tmp_path / "me.png")
     result = run_script(PROJECT / "emotion_test.py", tmp_path / "me.png", "--logs-dir",
-                        vgg_trained / "logs", "--figure", tmp_path / "fig.png")
+                        vgg_trained.logs, "--figure", tmp_path / "fig.png")
     assert result.returncode == 0, result.stderr
     assert len(re.findall(r"^\w+ = [0-9.]+%$", result.stdout, re.MULTILINE)) == 7
     assert "note:" not in result.stdout  # deterministic: batch norm uses its averages
@@ -275,6 +249,6 @@ def test_emotion_test_reads_a_face_with_the_vgg_network(tmp_path, vgg_trained):
 
 
 def test_emotion_test_prefers_the_best_checkpoint(stopped_early):
-    root, _, _ = stopped_early
+    root = stopped_early.root
     checkpoint = emotion_test.latest_checkpoint(root / "logs")
     assert "/best/" in checkpoint

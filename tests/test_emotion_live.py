@@ -37,15 +37,9 @@ def bright_squares(cv2, gray):
              found[0].stop - found[0].start) for found in ndimage.find_objects(labels)]
 
 
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory):
-    import emotion_cnn
-    from conftest import write_book_layout
-    root = tmp_path_factory.mktemp("live")
-    faces = write_book_layout(root / "faces", train_count=40, test_count=5)
-    assert emotion_cnn.main(["--data-dir", str(faces), "--logs-dir", str(root / "logs"),
-                             "--iterations", "2", "--batch-size", "8"]) == 0
-    return root / "logs"
+@pytest.fixture
+def logs(book_trained):
+    return book_trained.logs
 
 
 @pytest.fixture

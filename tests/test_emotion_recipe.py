@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import PROJECT, cpu_has_bfloat16, run_script, write_book_layout
+from conftest import PROJECT, cpu_has_bfloat16, run_script
 
 import emotion_cnn
 import emotion_test
@@ -127,43 +127,33 @@ def test_erase_without_augment_is_one_line(tmp_path):
 # The whole recipe from the command line: seeded, resumable only with the same settings
 # --------------------------------------------------------------------------------------------
 
-RECIPE = ("--model", "vgg", "--augment", "--erase", "0.5", "--label-smoothing", "0.1",
-          "--schedule", "cosine", "--precision", "bf16")
-
-
-@pytest.fixture(scope="module")
-def recipe_data(tmp_path_factory):
-    return write_book_layout(tmp_path_factory.mktemp("recipe") / "data", train_count=80,
-                             test_count=20)
-
-
-def train_recipe(data, logs, seed, *extra):
-    result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", data, "--logs-dir", logs,
-                        *RECIPE, "--seed", seed, "--iterations", "8", "--batch-size", "16",
-                        "--eval-every", "4", *extra)
+def losses_printed(result):
     assert result.returncode == 0, result.stderr
-    return result
+    return re.findall(r"Loss: (\d+\.\d+)", result.stdout)
 
 
-def test_the_recipe_repeats_under_a_seed_and_differs_with_another(recipe_data, tmp_path):
-    def losses(seed, name):
-        result = train_recipe(recipe_data, tmp_path / name, seed)
-        return re.findall(r"Loss: (\d+\.\d+)", result.stdout)
+def test_the_recipe_repeats_under_a_seed_and_differs_with_another(vgg_trained_once, tmp_path):
+    trained = vgg_trained_once  # conftest: RECIPE, 8 steps, --eval-every 4, --seed 3
 
-    first = losses(5, "a")
-    assert len(first) == 1 + 3 and first == losses(5, "b") and first != losses(6, "c")
-    assert "training on CPU, bf16" in train_recipe(recipe_data, tmp_path / "d", 5).stdout
+    def retrained(seed):
+        options = list(trained.options)
+        options[options.index("--seed") + 1] = seed
+        return run_script(PROJECT / "emotion_cnn.py", "--data-dir", trained.data, "--logs-dir",
+                          tmp_path / f"logs{seed}", *options)
+
+    first = losses_printed(trained.result)
+    assert len(first) == 1 + 3 and first == losses_printed(retrained("3"))
+    assert first != losses_printed(retrained("4"))
+    assert "training on CPU, bf16" in trained.result.stdout
 
 
-def test_a_rerun_with_another_erase_or_smoothing_is_refused(recipe_data, tmp_path):
-    train_recipe(recipe_data, tmp_path / "logs", 1)
+def test_a_rerun_with_another_erase_or_smoothing_is_refused(vgg_trained):
     for option, value, said in (("--erase", "0.2", "--erase 0.5, now 0.2"),
                                 ("--label-smoothing", "0", "--label-smoothing 0.1, now 0.0")):
-        words = list(RECIPE)
+        words = [*vgg_trained.options]
         words[words.index(option) + 1] = value
-        result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", recipe_data,
-                            "--logs-dir", tmp_path / "logs", *words, "--seed", "1",
-                            "--iterations", "8", "--batch-size", "16")
+        result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", vgg_trained.data,
+                            "--logs-dir", vgg_trained.logs, *words)
         assert result.returncode == 1 and said in result.stderr, result.stderr
 
 
@@ -262,33 +252,26 @@ def test_tta_in_emotion_test_equals_the_mean_of_the_two_passes(vgg_session):
                                session.run(y, {x: faces}), rtol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def recipe_trained(recipe_data, tmp_path_factory):
-    logs = tmp_path_factory.mktemp("recipe_logs") / "logs"
-    train_recipe(recipe_data, logs, 3)
-    return logs
-
-
-def test_mode_test_with_tta_scores_the_mirrored_faces_too(recipe_data, recipe_trained):
+def test_mode_test_with_tta_scores_the_mirrored_faces_too(vgg_trained):
     def tested(*extra):
-        result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", recipe_data,
-                            "--logs-dir", recipe_trained, "--model", "vgg", "--mode", "test",
+        result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", vgg_trained.data,
+                            "--logs-dir", vgg_trained.logs, "--model", "vgg", "--mode", "test",
                             *extra)
         assert result.returncode == 0, result.stderr
-        return re.search(r"Test accuracy: \d\.\d+ \(\d+/20\)  loss (\d+\.\d+)",
+        return re.search(r"Test accuracy: \d\.\d+ \(\d+/30\)  loss (\d+\.\d+)",
                          result.stdout).group(1)
 
     assert tested("--tta") != tested()  # the losses differ: the mirrored faces were scored
 
 
-def test_emotion_test_with_tta_prints_the_books_seven_lines(tmp_path, recipe_trained):
+def test_emotion_test_with_tta_prints_the_books_seven_lines(tmp_path, vgg_trained):
     from PIL import Image
     rng = np.random.default_rng(1)
     Image.fromarray((rng.random((60, 60)) * 255).astype(np.uint8)).save(tmp_path / "me.png")
     lines = {}
     for extra in ((), ("--tta",)):
         result = run_script(PROJECT / "emotion_test.py", tmp_path / "me.png", "--logs-dir",
-                            recipe_trained, "--figure", tmp_path / f"fig{len(extra)}.png", *extra)
+                            vgg_trained.logs, "--figure", tmp_path / f"fig{len(extra)}.png", *extra)
         assert result.returncode == 0, result.stderr
         lines[extra] = re.findall(r"^\w+ = [0-9.]+%$", result.stdout, re.MULTILINE)
         assert len(lines[extra]) == 7

@@ -74,19 +74,8 @@ def test_confusion_matrix_counts_true_against_predicted():
 
 
 # --------------------------------------------------------------------------------------------
-# Training and testing, as subprocesses
+# Training and testing, as a reader runs them (the trained checkpoint: conftest.book_trained)
 # --------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A 3-iteration checkpoint on generated book-layout data, made once for the tests below."""
-    root = tmp_path_factory.mktemp("emotion")
-    data = write_book_layout(root / "data", train_count=300, test_count=70)
-    result = run_script(PROJECT / "emotion_cnn.py", "--data_dir", data, "--logs_dir",
-                        root / "logs", "--iterations", "3", "--seed", "1")
-    assert result.returncode == 0, result.stderr
-    return root, result
-
 
 def test_dry_run_prints_the_books_lines_and_writes_nothing(tmp_path):
     data = write_book_layout(tmp_path / "data", train_count=60, test_count=10)
@@ -100,8 +89,8 @@ def test_dry_run_prints_the_books_lines_and_writes_nothing(tmp_path):
     assert sorted(p.name for p in data.iterdir()) == sorted(before + ["EmotionDetectorData.npz"])
 
 
-def test_training_prints_the_books_lines_and_saves_a_checkpoint(trained):
-    root, result = trained
+def test_training_prints_the_books_lines_and_saves_a_checkpoint(book_trained):
+    root, result = book_trained.root, book_trained.result
     for line in ("Train size: 270", "Validation size: 30", "Test size: 70",
                  "emotion CNN (book network): 2,380,679 parameters"):
         assert line in result.stdout
@@ -112,8 +101,8 @@ def test_training_prints_the_books_lines_and_saves_a_checkpoint(trained):
     assert list((root / "logs").glob("events.out.tfevents.*"))
 
 
-def test_mode_test_reports_accuracy_and_a_confusion_matrix(trained):
-    root, _ = trained
+def test_mode_test_reports_accuracy_and_a_confusion_matrix(book_trained):
+    root = book_trained.root
     result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", root / "data", "--logs-dir",
                         root / "logs", "--mode", "test")
     assert result.returncode == 0, result.stderr
@@ -223,8 +212,9 @@ def test_the_face_is_resized_not_np_resized():
 
 @pytest.mark.parametrize("content, message", [(b"just text", "not an image"),
                                                (None, "does not exist")])
-def test_a_file_that_is_not_a_photo_is_one_line(tmp_path, capsys, trained, content, message):
-    root, _ = trained
+def test_a_file_that_is_not_a_photo_is_one_line(tmp_path, capsys, book_trained, content,
+                                                 message):
+    root = book_trained.root
     path = tmp_path / "notes.jpg"
     if content is not None:
         path.write_bytes(content)
@@ -233,8 +223,8 @@ def test_a_file_that_is_not_a_photo_is_one_line(tmp_path, capsys, trained, conte
     assert message in err and err.count("\n") == 1
 
 
-def test_emotion_test_prints_seven_lines_and_a_figure(tmp_path, trained):
-    root, _ = trained
+def test_emotion_test_prints_seven_lines_and_a_figure(tmp_path, book_trained):
+    root = book_trained.root
     photo("RGBA").save(tmp_path / "me.png")
     result = run_script(PROJECT / "emotion_test.py", tmp_path / "me.png", "--logs-dir",
                         root / "logs", "--figure", tmp_path / "fig.png")
@@ -303,9 +293,9 @@ def test_without_opencv_the_centre_square_is_used(monkeypatch):
     assert "no face detector" in descriptions[0]
 
 
-def test_grad_cam_looks_at_h_pool2_and_comes_from_the_prediction_run(trained):
+def test_grad_cam_looks_at_h_pool2_and_comes_from_the_prediction_run(book_trained):
     import tensorflow.compat.v1 as tf
-    root, _ = trained
+    root = book_trained.root
     checkpoint = emotion_test.latest_checkpoint(root / "logs")
     graph = tf.Graph()
     with graph.as_default(), tf_setup.new_session(graph) as session:
@@ -319,10 +309,10 @@ def test_grad_cam_looks_at_h_pool2_and_comes_from_the_prediction_run(trained):
     assert cam.shape == (12, 12) and 0 <= cam.min() and cam.max() <= 1
 
 
-def test_every_face_in_a_photo_gets_its_lines_and_a_box_from_one_run(trained, tmp_path,
+def test_every_face_in_a_photo_gets_its_lines_and_a_box_from_one_run(book_trained, tmp_path,
                                                                       monkeypatch, capsys):
     import tf_setup
-    root, _ = trained
+    root = book_trained.root
     Image.new("RGB", (120, 60), (90, 90, 90)).save(tmp_path / "group.png")
     # Stand-in faces cannot fool OpenCV's cascade, so the detector is given its boxes; the
     # third lies inside the first, as the cascade's second finds do, and is dropped.

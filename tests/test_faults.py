@@ -66,9 +66,11 @@ def test_a_second_run_on_one_checkpoint_folder_is_refused_and_a_killed_one_leave
     assert f"another run is using {tmp_path / 'ck'}" in second.stderr
     code, _, _ = interrupt_after(first, 0, signal.SIGKILL)  # no chance to clean up
     assert code == -signal.SIGKILL
-    after = run_script(PROJECT / "lenet_mnist.py", *common, "--epochs", "1")
-    assert after.returncode == 1 and "another run" not in after.stderr  # the lock died with it
-    assert "more than --epochs 1" in after.stderr
+    done = max(int(path.name.split("-")[1].split(".")[0])
+               for path in (tmp_path / "ck").glob("model.ckpt-*.index"))
+    after = run_script(PROJECT / "lenet_mnist.py", *common, "--epochs", str(done + 1))
+    assert after.returncode == 0 and "another run" not in after.stderr  # the lock died with it
+    assert "resuming from" in after.stdout  # what the kill left (a save cut short or not)
 
 
 def test_a_loss_that_turns_nan_stops_the_epoch_in_one_line(mnist_dir):
@@ -208,29 +210,32 @@ def snapshot(folder):
 
 
 @pytest.fixture(scope="module")
-def trained_folders(tmp_path_factory):
-    """One LeNet epoch and two emotion steps, each in its folder, to copy and damage."""
-    import emotion_cnn
-    from conftest import write_book_layout
+def trained_folders(tmp_path_factory, book_trained_once):
+    """One LeNet epoch and the book's emotion network (conftest), each in its folder, to copy
+    and damage; with the run that resumes each."""
     root = tmp_path_factory.mktemp("trained")
     mnist = write_mnist(root / "mnist", train_count=300, test_count=60)
     lenet = ["--data-dir", str(mnist), "--validation-size", "100", "--batch-size", "64",
              "--test-size", "50"]
-    faces = write_book_layout(root / "faces", train_count=60, test_count=10)
-    emotion = ["--data-dir", str(faces), "--batch-size", "8"]
     assert lenet_mnist.main(lenet + ["--epochs", "1", "--checkpoint-dir", str(root / "lenet")]) \
         == 0
-    assert emotion_cnn.main(emotion + ["--iterations", "2", "--logs-dir", str(root / "emotion")]) \
-        == 0
+    emotion = book_trained_once
     photo = root / "face.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 60, 3), dtype=np.uint8)) \
         .save(photo)
     return {"lenet": (root / "lenet", lambda folder: lenet_mnist.main(
                 lenet + ["--epochs", "2", "--checkpoint-dir", str(folder)])),
-            "emotion_cnn": (root / "emotion", lambda folder: __import__("emotion_cnn").main(
-                emotion + ["--iterations", "4", "--logs-dir", str(folder)])),
-            "emotion_test": (root / "emotion", lambda folder: __import__("emotion_test").main(
+            "emotion_cnn": (emotion.logs, lambda folder: __import__("emotion_cnn").main(
+                emotion_resumed(emotion, folder))),
+            "emotion_test": (emotion.logs, lambda folder: __import__("emotion_test").main(
                 [str(photo), "--logs-dir", str(folder), "--figure", str(folder / "f.png")]))}
+
+
+def emotion_resumed(emotion, folder):
+    """The arguments that resume `emotion`'s training in `folder` for two more steps."""
+    options = list(emotion.options)
+    options[options.index("--iterations") + 1] = "5"
+    return ["--data-dir", str(emotion.data), "--logs-dir", str(folder), *options]
 
 
 @pytest.mark.parametrize("script, kind, how", [
@@ -417,17 +422,17 @@ def checkpoint_files(folder):
 
 @pytest.mark.parametrize("script", ["lenet", "emotion_cnn"])
 def test_a_disk_that_fills_up_mid_save_keeps_the_last_checkpoint(trained_folders, tmp_path,
-                                                                  script):
+                                                                  book_trained_once, script):
     original, _ = trained_folders[script]
     folder = tmp_path / "copy"
     shutil.copytree(original, folder)
     before = checkpoint_files(folder)
-    mnist, faces = original.parent / "mnist", original.parent / "faces"
+    mnist = original.parent / "mnist"
     args = {"lenet": ("lenet_mnist.py", "--data-dir", mnist, "--validation-size", "100",
                       "--batch-size", "64", "--test-size", "50", "--epochs", "2",
                       "--checkpoint-dir", folder),
-            "emotion_cnn": ("emotion_cnn.py", "--data-dir", faces, "--batch-size", "8",
-                            "--iterations", "4", "--logs-dir", folder)}[script]
+            "emotion_cnn": ("emotion_cnn.py", *emotion_resumed(book_trained_once, folder))
+            }[script]
     result = run_with_disk_full_after(1_000_000, *args)  # the checkpoints' .data are larger
     assert_disk_full_in_one_line(result)
     assert "could not be saved" in result.stderr and "model.ckpt-" in result.stderr

@@ -1,4 +1,5 @@
-"""lenet_mnist.py run as a reader runs it: a subprocess on generated MNIST-format files."""
+"""lenet_mnist.py run as a reader runs it, on generated MNIST-format files: its main() in this
+process (conftest.run_script), and a new process where Ctrl-C is what is tested."""
 
 import re
 
@@ -14,8 +15,8 @@ EPOCH_LINE = re.compile(r"^(\d+) ([0-9.]+)  validation accuracy ([0-9.]+)  loss 
 TEST_LINE = re.compile(r"^test accuracy: (\d\.\d{4}) \((\d+)/(\d+)\)$", re.MULTILINE)
 
 
-def lenet(*args, timeout=600):
-    return run_script(PROJECT / "lenet_mnist.py", *args, timeout=timeout)
+def lenet(*args):
+    return run_script(PROJECT / "lenet_mnist.py", *args)
 
 
 def without_timings(stdout):
@@ -23,7 +24,7 @@ def without_timings(stdout):
 
 
 def test_help_shows_defaults():
-    result = lenet("--help", timeout=120)
+    result = lenet("--help")
     assert result.returncode == 0
     for fragment in ("--epochs", "default: 100", "--checkpoint-dir", "--dry-run", "--cpu"):
         assert fragment in result.stdout

@@ -11,14 +11,13 @@ import ast
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import (PROJECT, write_book_layout, write_fer_layout, write_mnist)
+from conftest import (PROJECT, run_process, run_script, write_book_layout, write_fer_layout,
+                      write_mnist)
 from tests.standins import (alexnet_weights, caffe_classes_text, vgg19_weights,
                             write_inception_files, write_py2_alexnet_npy, write_vgg_mat)
 
@@ -114,22 +113,33 @@ def video(path, frames=12):
 
 
 def as_run_here(command):
+    """The command's words after `python`, with SMALLER's options added."""
     words = shlex.split(command)
     script = words[1]
     extra = [] if "--mode" in words or "--list-layers" in words else SMALLER.get(script, [])
     if "--train-count" in words:  # the chapter's 6,000, from 120 stand-in photos
         extra = ["--train-count", "10"]
-    return [sys.executable, *words[1:], *extra]
+    return [*words[1:], *extra]
 
 
-def run_in(folder, command):
-    result = subprocess.run(as_run_here(command), cwd=folder, capture_output=True, text=True,
-                            timeout=600)
+def run_in(folder, command, new_process=False):
+    """Run `command` from `folder`: its script's main() in this process, or, `new_process`,
+    as typed in a new Python interpreter."""
+    words = as_run_here(command)
+    if new_process:
+        result = run_process(*words, cwd=folder)
+    else:
+        result = run_script(*words, cwd=folder)
     assert "Traceback" not in result.stderr, (command, result.stderr[-3000:])
     if "--camera" in command and "no camera at index" in result.stderr:
         return result  # no webcam on a test machine: the reader's one line is what it can check
     assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-3000:])
     return result
+
+
+@pytest.fixture(scope="session")
+def fresh_folder_once(tmp_path_factory):
+    return fresh_folder(tmp_path_factory.mktemp("fresh") / "clone")
 
 
 def test_the_readme_shows_the_commands_this_test_runs():
@@ -142,15 +152,22 @@ def test_the_readme_shows_the_commands_this_test_runs():
     assert "python alexnet_finetune.py" in commands
 
 
-def test_every_readme_command_runs_as_typed_in_a_fresh_folder(tmp_path):
-    folder = fresh_folder(tmp_path / "clone")
+def test_every_readme_command_runs_as_typed_in_a_fresh_folder(fresh_folder_once, tmp_path):
+    """In the README's order, one after the other in one folder: each script's first command
+    in a new interpreter as typed, the rest in this process."""
+    folder = shutil.copytree(fresh_folder_once, tmp_path / "clone")
+    launched = set()
     for command in readme_commands():
-        run_in(folder, command)
+        script = shlex.split(command)[1]
+        run_in(folder, command, new_process=script not in launched)
+        launched.add(script)
     assert (folder / "checkpoints" / "alexnet_finetune").is_dir()  # the default, made
     assert (folder / "out" / "final.png").is_file()
 
 
-def test_every_docstring_command_runs_as_typed_in_a_fresh_folder(tmp_path):
-    folder = fresh_folder(tmp_path / "clone")
+def test_every_docstring_command_runs_as_typed_in_a_fresh_folder(fresh_folder_once, tmp_path):
+    """The docstrings' commands as a sequence of their own (emotion_test.py's reads what
+    emotion_cnn.py's trained), in this process: the test above launched each script."""
+    folder = shutil.copytree(fresh_folder_once, tmp_path / "clone")
     for command in docstring_commands():
         run_in(folder, command)
