@@ -76,10 +76,11 @@ def test_opencv_finds_the_astronauts_face_and_she_is_happy(trained, shared_data,
 
 def test_the_vgg_network_with_the_training_aids_reads_faces_better(trained, tmp_path):
     """Same faces, same 1001 iterations: --model vgg --augment --schedule cosine against the
-    book's network, on the test set."""
+    book's network, on the test set; in bfloat16 where the CPU has it, as the README's recipe
+    trains (1.6x the faces a second of float32 here)."""
     common = ("--data-dir", trained, "--logs-dir", tmp_path / "vgg", "--model", "vgg")
     result = run_script(PROJECT / "emotion_cnn.py", *common, "--augment", "--schedule",
-                        "cosine", "--seed", "1")
+                        "cosine", "--precision", "bf16", "--seed", "1")
     assert result.returncode == 0, result.stderr
     accuracies = {}
     for name, options in (("book", ("--data-dir", trained, "--logs-dir", trained / "logs")),
