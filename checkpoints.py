@@ -19,18 +19,19 @@ The record is written before the model, each atomically, so a crash between the 
 record one save ahead of the checkpoint, never behind it.
 """
 
-import fcntl
 import json
 import os
 import shutil
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 import plumbing
 
 RECORD_NAME = "run.json"
 LOCK_NAME = ".lock"
 BEST = "best"  # the subfolder where early stopping keeps the best checkpoint
-_LOCKS = {}  # folder -> its open lock file; the kernel lets go when the process ends
+_LOCKS = {}  # folder -> its held lock; the system lets go when the process ends
 
 
 def preferred_folder(folder):
@@ -211,20 +212,20 @@ def start(folder, option, settings, restart=False):
 def lock(folder, option):
     """Hold `folder` for this run: a second run on it at the same time is refused in one line
     (two runs would overwrite each other's checkpoints, or resume from one half-written). The
-    lock is the kernel's (flock), so a run that is killed leaves nothing stuck."""
+    lock is the operating system's (filelock: flock on Linux and macOS, a Windows file lock there),
+    so a run that is killed leaves nothing stuck."""
     folder = Path(folder)
     key = folder.resolve()
     if key in _LOCKS:
         return
     folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / LOCK_NAME, "a")
+    held = FileLock(folder / LOCK_NAME, timeout=0)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
+        held.acquire()
+    except Timeout:
         raise plumbing.UserError(f"another run is using {folder}; let it finish (or stop it), "
                                  f"or choose another {option}") from None
-    _LOCKS[key] = handle
+    _LOCKS[key] = held
 
 
 def owns(folder, path):

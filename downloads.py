@@ -8,7 +8,6 @@ write outside its folder).
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import os
 import shutil
@@ -20,7 +19,9 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 
-from plumbing import Progress, UserError, disk_full
+from filelock import FileLock, Timeout
+
+from plumbing import Progress, UserError, disk_full, replace_file
 
 DOWNLOAD_TIMEOUT_SECONDS = 30
 CHUNK_BYTES = 1 << 16
@@ -123,7 +124,7 @@ def _download_one(url, remote, target, quiet):
         if problem is None:
             problem = verification_problem(partial, remote)
             if problem is None:
-                os.replace(partial, target)
+                replace_file(partial, target)
                 return None
             partial.unlink()  # the whole file, and wrong: nothing to continue from
         elif partial.stat().st_size in (0, *([] if remote.size is None else [remote.size + 1])):
@@ -133,19 +134,23 @@ def _download_one(url, remote, target, quiet):
 
 @contextlib.contextmanager
 def _held(partial, remote):
-    """Open (creating) `partial` and hold it for this process: two runs fetching one file at
-    once would write into each other. The kernel's lock dies with a killed run."""
-    handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)  # umask applies
+    """Hold `partial` for this process, creating it: two runs fetching one file at once would
+    write into each other. The lock (filelock, on a file beside it) dies with a killed run, and
+    its file goes when the download ends."""
+    lock_path = partial.with_name(partial.name + ".lock")
+    held = FileLock(lock_path, timeout=0)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(handle)
+        held.acquire()
+    except Timeout:
         raise UserError(f"another run is downloading {remote.name} into {partial.parent}; "
                         f"let it finish, then run again") from None
     try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666))  # umask applies
         yield
     finally:
-        os.close(handle)
+        held.release()
+        with contextlib.suppress(OSError):  # filelock 4 removes it itself
+            lock_path.unlink()
 
 
 def _stream_into(url, remote, partial, quiet):

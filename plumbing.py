@@ -260,10 +260,27 @@ def atomic_output(path):
     os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp's 0600 would hide results
     try:
         yield Path(temporary)
-        os.replace(temporary, path)
+        replace_file(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+# Windows refuses to replace a file that another program holds open, often only for a moment
+# (a virus scanner, an indexer); elsewhere a refusal does not pass by waiting.
+REPLACE_RETRIES = 10 if sys.platform == "win32" else 0
+
+
+def replace_file(source, target):
+    """os.replace, tried again for a moment where Windows may free the file; then one line."""
+    for attempt in range(REPLACE_RETRIES + 1):
+        try:
+            return os.replace(source, target)
+        except PermissionError as error:
+            if attempt == REPLACE_RETRIES:
+                raise UserError(f"cannot replace {target} ({error.strerror}); if another "
+                                f"program has it open, close it, then run again") from None
+            time.sleep(0.1 * (attempt + 1))
 
 
 def available_memory_bytes(meminfo="/proc/meminfo"):

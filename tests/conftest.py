@@ -7,6 +7,7 @@ to a budget at the end of the run."""
 
 import gzip
 import http.server
+import os
 import re
 import shutil
 import signal
@@ -75,6 +76,11 @@ def mnist_dir(tmp_path):
     return write_mnist(tmp_path / "MNIST-data")
 
 
+# Tests of what a POSIX system does to a process (signals, kills, file-size limits, /proc):
+# Windows has none of these, and skips them.
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals, kills, limits or /proc")
+
+
 def sigint_as_in_a_terminal():
     # A CI runner that starts jobs in the background hands them SIGINT ignored, and Python
     # then never raises KeyboardInterrupt; a reader's terminal always delivers it.
@@ -85,7 +91,7 @@ def start_script(*args):
     """Start a project script that a test will Ctrl-C; a crash prints its Python stack."""
     return subprocess.Popen([sys.executable, "-X", "faulthandler", *map(str, args)], cwd=PROJECT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=sigint_as_in_a_terminal)
+                            preexec_fn=sigint_as_in_a_terminal if os.name == "posix" else None)
 
 
 def ctrl_c_when(process, pattern, then_wait=0.0):

@@ -11,7 +11,7 @@ import alexnet_files
 import alexnet_finetune
 import alexnet_forward
 import tf_setup
-from conftest import PROJECT, ctrl_c_when, run_script, start_script
+from conftest import PROJECT, ctrl_c_when, posix_only, run_script, start_script
 from tests.standins import alexnet_weights, write_py2_alexnet_npy
 
 LOSS_LINE = re.compile(r"^Iter (\d+), Minibatch Loss= (\d+\.\d{6}), Training Accuracy= "
@@ -124,6 +124,7 @@ def test_unknown_layers_are_refused(pets, capsys):
     assert "--train-layers takes names from conv1" in capsys.readouterr().err
 
 
+@posix_only
 def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(pets, tmp_path):
     common = ("--train-dir", pets / "trainDir", "--test-dir", "", "--weights",
               pets / "bvlc_alexnet.npy", "--batch-size", "4", "--seed", "1",

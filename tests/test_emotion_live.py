@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import emotion_test
+from conftest import posix_only
 
 cv2 = pytest.importorskip("cv2", reason="--video needs opencv-python-headless "
                                         "(requirements-dev.txt)")
@@ -130,6 +131,7 @@ def test_frames_that_fail_to_decode_mid_video_are_skipped_and_counted():
     assert indices == [0, 1, 2, 5, 6, 7] and counted["bad"] == 2
 
 
+@posix_only
 def test_ctrl_c_ends_the_video_cleanly_and_it_plays(logs, tmp_path, monkeypatch, capsys):
     video = write_video(tmp_path / "walk.avi", frames=40)
     seen = []

@@ -9,7 +9,7 @@ from PIL import Image
 import emotion_cnn
 import emotion_test
 import tf_setup
-from conftest import PROJECT, ctrl_c_when, run_script, start_script, write_book_layout
+from conftest import PROJECT, ctrl_c_when, posix_only, run_script, start_script, write_book_layout
 
 SEVEN_LINES = re.compile(r"^(anger|disgust|fear|happy|sad|surprise|neutral) = ([0-9.]+)%$",
                          re.MULTILINE)
@@ -139,6 +139,7 @@ def test_training_learns_and_a_rerun_resumes(tmp_path):
     assert accuracy > 0.5, tested.stdout  # chance is 1/7
 
 
+@posix_only
 def test_ctrl_c_saves_a_checkpoint_and_a_rerun_resumes_from_it(tmp_path):
     data = write_book_layout(tmp_path / "data", train_count=100, test_count=20)
     common = ("--data-dir", data, "--logs-dir", tmp_path / "logs", "--batch-size", "8")

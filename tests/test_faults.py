@@ -5,7 +5,6 @@ and `interrupt_after` / `wait_for_file`; `damage_newest` checkpoint file and com
 `run_with_disk_full_after(bytes, ...)`; `crafted_emotion_checkpoint`; `tarball_with`."""
 
 import io
-import resource
 import shutil
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 from PIL import Image
 
 import lenet_mnist
-from conftest import PROJECT, run_script, sigint_as_in_a_terminal, write_mnist
+from conftest import PROJECT, posix_only, run_script, sigint_as_in_a_terminal, write_mnist
 from plumbing import UserError
 from tests.standins import alexnet_weights, write_py2_alexnet_npy
 
@@ -46,6 +45,7 @@ def wait_for_file(pattern_parent, pattern, timeout=300):
     pytest.fail(f"{pattern} never appeared in {pattern_parent}")
 
 
+@posix_only
 def test_ctrl_c_while_tensorflow_loads_is_one_line_and_exit_130(tmp_path):
     process = start("lenet_mnist.py", "--data-dir", tmp_path / "never-read")
     code, out, err = interrupt_after(process, 1.5)  # importing TensorFlow takes seconds
@@ -54,6 +54,7 @@ def test_ctrl_c_while_tensorflow_loads_is_one_line_and_exit_130(tmp_path):
     assert not (tmp_path / "never-read").exists()
 
 
+@posix_only
 def test_a_second_run_on_one_checkpoint_folder_is_refused_and_a_killed_one_leaves_no_lock(
         tmp_path):
     mnist = write_mnist(tmp_path / "mnist", train_count=2000)
@@ -398,6 +399,7 @@ def disk_full_after(limit):
     """For subprocess's preexec_fn: no file the script writes may grow past `limit` bytes
     (EFBIG, Python ignores SIGXFSZ): how a disk that fills up shows, reported as one."""
     def apply():
+        import resource  # POSIX only, as preexec_fn is
         sigint_as_in_a_terminal()
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     return apply
@@ -420,6 +422,7 @@ def checkpoint_files(folder):
             if name.startswith(("model.ckpt", "checkpoint", "run.json"))}
 
 
+@posix_only
 @pytest.mark.parametrize("script", ["lenet", "emotion_cnn"])
 def test_a_disk_that_fills_up_mid_save_keeps_the_last_checkpoint(trained_folders, tmp_path,
                                                                   book_trained_once, script):
@@ -441,6 +444,7 @@ def test_a_disk_that_fills_up_mid_save_keeps_the_last_checkpoint(trained_folders
     assert rerun.returncode == 0, rerun.stderr
 
 
+@posix_only
 def test_a_full_disk_when_writing_an_image_or_figure_is_one_line_and_leaves_no_temporary(
         trained_folders, tmp_path):
     photo = tmp_path / "face.png"
@@ -455,6 +459,7 @@ def test_a_full_disk_when_writing_an_image_or_figure_is_one_line_and_leaves_no_t
         assert not list(folder.iterdir()) if folder.exists() else True
 
 
+@posix_only
 def test_a_full_disk_during_a_download_is_said_and_leaves_no_partial_file(tmp_path,
                                                                          file_server):
     file_server.files["/w.bin"] = np.random.default_rng(0).bytes(200_000)

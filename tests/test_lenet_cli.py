@@ -8,7 +8,7 @@ import pytest
 
 import lenet_mnist
 import mnist_data
-from conftest import PROJECT, ctrl_c_when, run_script, start_script, write_mnist
+from conftest import PROJECT, ctrl_c_when, posix_only, run_script, start_script, write_mnist
 
 EPOCH_LINE = re.compile(r"^(\d+) ([0-9.]+)  validation accuracy ([0-9.]+)  loss ([0-9.]+)",
                         re.MULTILINE)
@@ -91,6 +91,7 @@ def test_rerun_resumes_from_the_checkpoint(tmp_path, mnist_dir):
     assert EPOCH_LINE.findall(straight.stdout)[-1] == EPOCH_LINE.findall(second.stdout)[-1]
 
 
+@posix_only
 def test_ctrl_c_keeps_the_last_whole_epoch_and_a_resumed_run_equals_an_uninterrupted_one(
         tmp_path):
     # Enough data and steps that the loss moves in every epoch: equal lines then mean equal

@@ -18,6 +18,7 @@ import plumbing
 import tf_setup
 from downloads import RemoteFile
 from plumbing import UserError
+from conftest import posix_only
 
 PAYLOAD = os.urandom(300_000)  # several chunks, so a dropped connection happens mid-file
 
@@ -347,6 +348,7 @@ def test_load_variable_works_outside_the_sessions_context():
         session.close()
 
 
+@posix_only
 def test_the_first_ctrl_c_is_a_flag_and_the_second_interrupts():
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     try:
@@ -363,6 +365,7 @@ def test_the_first_ctrl_c_is_a_flag_and_the_second_interrupts():
         signal.signal(signal.SIGINT, before)
 
 
+@posix_only
 def test_ctrl_c_ignored_on_purpose_stays_ignored():
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

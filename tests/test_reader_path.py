@@ -20,7 +20,7 @@ import EmotionUtils
 import lenet_mnist
 import prep_images
 import style_transfer
-from conftest import PROJECT, run_script, write_book_layout, write_fer_layout
+from conftest import PROJECT, posix_only, run_script, write_book_layout, write_fer_layout
 
 pytestmark = pytest.mark.reader  # the scripts' own logic: make test-floor leaves it out
 
@@ -122,6 +122,7 @@ def test_an_output_folder_under_a_file_is_refused_before_any_work(tmp_path, monk
     assert blocker.read_text() == "not a folder"
 
 
+@posix_only
 def test_a_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch,
                                                                     capsys):
     locked = tmp_path / "locked"

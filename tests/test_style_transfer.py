@@ -10,7 +10,7 @@ import image_io
 import plumbing
 import style_transfer
 import tf_setup
-from conftest import PROJECT, ctrl_c_when, has_bfloat16, run_script, start_script
+from conftest import PROJECT, ctrl_c_when, has_bfloat16, posix_only, run_script, start_script
 from plumbing import UserError
 from tests.standins import vgg19_weights, write_vgg_mat
 
@@ -345,6 +345,7 @@ def test_an_initial_image_path_is_used(mats, pictures, tmp_path):
     assert np.allclose(start, (20, 200, 90), atol=3)  # the plain green image, barely moved
 
 
+@posix_only
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_ctrl_c_keeps_the_image_where_the_optimiser_stands(mats, pictures, tmp_path,
                                                            optimizer):
