@@ -448,7 +448,8 @@ def main(argv=None):
         "Read the face-expression CSVs, print the book's shapes and save the first "
         "training image. Malformed rows are skipped with a warning naming their "
         "line; a file with no usable row is an error.")
-    parser.add_argument("--data-dir", "--data_dir", default="data/EmotionDetector",
+    parser.add_argument("--data-dir", "--data_dir",
+                        default=plumbing.native_path("data/EmotionDetector"),
                         help="folder with train.csv + test.csv, or fer2013.csv")
     parser.add_argument("--save", metavar="PNG", default=None,
                         help="save the first training image with its label (a new file)")

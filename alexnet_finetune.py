@@ -361,9 +361,11 @@ def report_test(args, test_files, labels, predicted):
 
 def main(argv=None):
     parser = plumbing.argument_parser("Fine-tune the pretrained AlexNet to tell dogs from cats.")
-    parser.add_argument("--train-dir", default="data/dogs-vs-cats/prepared/trainDir",
+    parser.add_argument("--train-dir",
+                        default=plumbing.native_path("data/dogs-vs-cats/prepared/trainDir"),
                         help="227x227 photos named cat.N.jpg / dog.N.jpg (prep_images.py)")
-    parser.add_argument("--test-dir", default="data/dogs-vs-cats/prepared/testDir",
+    parser.add_argument("--test-dir",
+                        default=plumbing.native_path("data/dogs-vs-cats/prepared/testDir"),
                         help="photos to score; '' for none")
     parser.add_argument("--test-labels", default=None,
                         help="CSV with file,label columns (default: TEST_DIR/labels.csv, "
@@ -386,7 +388,8 @@ def main(argv=None):
                         help="comma-separated layers to train, e.g. fc7,fc8")
     parser.add_argument("--display-step", type=plumbing.count(1), default=1,
                         help="print the loss line every this many steps")
-    parser.add_argument("--checkpoint-dir", default="checkpoints/alexnet_finetune",
+    parser.add_argument("--checkpoint-dir",
+                        default=plumbing.native_path("checkpoints/alexnet_finetune"),
                         help="where the trained model is saved (also on Ctrl-C); the same "
                              "command resumes from it, other settings are refused")
     parser.add_argument("--restart", action="store_true",

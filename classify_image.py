@@ -301,7 +301,8 @@ def classify(args):
 def main(argv=None):
     parser = plumbing.argument_parser(
         "Classify images with the 2015 Inception-v3 frozen graph.")
-    parser.add_argument("--model_dir", "--model-dir", default="data/inception",
+    parser.add_argument("--model_dir", "--model-dir",
+                        default=plumbing.native_path("data/inception"),
                         help="where classify_image_graph_def.pb and the label files are, or "
                              "where the tarball is downloaded and extracted")
     parser.add_argument("--image_file", "--image-file", "--image", nargs="+", action="extend",

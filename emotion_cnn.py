@@ -666,10 +666,12 @@ def print_precision_and_recall(matrix):
 def build_parser():
     parser = plumbing.argument_parser(
         "Train (or test) the book's emotion-recognition CNN on 48x48 faces.")
-    parser.add_argument("--data-dir", "--data_dir", default="data/EmotionDetector",
+    parser.add_argument("--data-dir", "--data_dir",
+                        default=plumbing.native_path("data/EmotionDetector"),
                         help="train.csv + test.csv (the book's layout) or fer2013.csv; "
                              "malformed rows are skipped with a warning")
-    parser.add_argument("--logs-dir", "--logs_dir", default="logs/EmotionDetector_logs",
+    parser.add_argument("--logs-dir", "--logs_dir",
+                        default=plumbing.native_path("logs/EmotionDetector_logs"),
                         help="checkpoints (every 100 steps; the same command resumes, other "
                              "settings are refused) and TensorBoard")
     parser.add_argument("--mode", choices=("train", "test"), default="train",

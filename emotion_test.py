@@ -597,7 +597,8 @@ def main(argv=None):
         "Read the emotion on a photo with the emotion CNN's newest checkpoint.")
     parser.add_argument("photo", nargs="?",
                         help="a photo of one face or several: JPEG, PNG, ... any mode")
-    parser.add_argument("--logs-dir", "--logs_dir", default="logs/EmotionDetector_logs",
+    parser.add_argument("--logs-dir", "--logs_dir",
+                        default=plumbing.native_path("logs/EmotionDetector_logs"),
                         help="where emotion_cnn.py saved its checkpoints")
     parser.add_argument("--evaluations", type=plumbing.count(1), default=None,
                         help="count N random predictions, as the book (for graphs with dropout "

@@ -308,7 +308,7 @@ def plot_history(history, path):
 def build_parser():
     parser = plumbing.argument_parser(
         "Train the book's LeNet-5-style CNN on MNIST (TensorFlow 2 via tf.compat.v1).")
-    parser.add_argument("--data-dir", default="data/MNIST-data",
+    parser.add_argument("--data-dir", default=plumbing.native_path("data/MNIST-data"),
                         help="where the four MNIST .gz files are, or are downloaded to")
     parser.add_argument("--epochs", type=plumbing.count(1), default=100,
                         help="total epochs (the book's 100); a rerun with more continues")
@@ -322,7 +322,7 @@ def build_parser():
     parser.add_argument("--seed", type=plumbing.seed, default=None,
                         help="seed for weights, dropout and shuffling; also turns on "
                              "deterministic kernels (same seed, same numbers). Default: random")
-    parser.add_argument("--checkpoint-dir", default="checkpoints/lenet_mnist",
+    parser.add_argument("--checkpoint-dir", default=plumbing.native_path("checkpoints/lenet_mnist"),
                         help="checkpoint after every epoch here; the same command resumes "
                              "from it, other settings are refused")
     parser.add_argument("--restart", action="store_true",

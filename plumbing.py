@@ -52,6 +52,12 @@ def argument_parser(description):
     return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
 
 
+def native_path(text):
+    """A default path written with /, as this system writes it: a reader on Windows is shown,
+    and told to type, its own separator."""
+    return str(Path(text))
+
+
 def program_name():
     return Path(sys.argv[0]).name or "script"
 

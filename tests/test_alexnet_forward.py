@@ -95,7 +95,7 @@ def test_a_weights_file_that_would_run_code_is_refused(tmp_path):
     marker = tmp_path / "code-ran"
     payload = pickle.dumps(np.array({"conv1": RunsCode(str(marker))}, dtype=object), protocol=2)
     (tmp_path / "evil.npy").write_bytes(npy_header_2016() + payload)
-    with pytest.raises(UserError, match="refusing io.open"):
+    with pytest.raises(UserError, match=r"refusing _?io\.open"):
         alexnet_files.load_weights(tmp_path / "evil.npy")
     assert not marker.exists()
 

@@ -24,9 +24,10 @@ SCRIPTS = ["lenet_mnist", "alexnet_forward", "alexnet_finetune", "prep_images",
 
 
 def project_sources():
-    ignored = {".venv", ".venv-floor", ".git", "data"}
+    """The project's Python files: not those in data/ or a hidden folder (.venv*, .git)."""
     return [path for path in PROJECT.rglob("*.py")
-            if not ignored & set(path.relative_to(PROJECT).parts)]
+            if not any(part.startswith(".") or part == "data"
+                       for part in path.relative_to(PROJECT).parts[:-1])]
 
 
 def imported_at_module_level(tree):
@@ -66,8 +67,10 @@ def test_no_project_file_imports_a_posix_only_module_at_module_level():
                                               "    pwd = None\n")) == ["fcntl"]  # the probe sees
 
 
-# The pieces a Windows Python lacks, taken away from the project's own code only: TensorFlow and
-# the libraries keep what they use on Linux, as they have their own Windows paths.
+# The pieces a Windows Python lacks, taken away from the project's own code: its imports of
+# POSIX-only modules, its reads of /proc and its calls of os.sched_getaffinity and os.sysconf
+# fail as they do there (TensorFlow, the libraries and the standard library keep theirs, as
+# they have their own Windows paths).
 WITHOUT_POSIX = """
 import builtins, os, sys
 PROJECT = {project!r}
@@ -88,9 +91,18 @@ def open_without_proc(file, *args, **kwargs):
         raise FileNotFoundError(2, "No such file or directory", str(file))
     return real_open(file, *args, **kwargs)
 
+def missing_for_the_project(name):
+    real = getattr(os, name)
+
+    def call(*args):
+        if from_the_project(sys._getframe(1)):
+            raise AttributeError(f"module 'os' has no attribute {{name!r}}")
+        return real(*args)
+    return call
+
 builtins.__import__, builtins.open = import_without_posix, open_without_proc
-if hasattr(os, "sched_getaffinity"):
-    del os.sched_getaffinity
+for name in ("sched_getaffinity", "sysconf"):  # the standard library's asyncio needs sysconf
+    setattr(os, name, missing_for_the_project(name))
 """
 
 # Run in a new interpreter under WITHOUT_POSIX: every script's --help, a LeNet and an emotion
@@ -172,17 +184,37 @@ def test_the_simulation_takes_the_pieces_away_from_project_code_only(tmp_path):
     project = tmp_path / "proj"
     project.mkdir()
     (project / "uses_posix.py").write_text("import fcntl\n")
-    (project / "reads_proc.py").write_text("def meminfo():\n    return open('/proc/meminfo')\n")
+    (project / "asks.py").write_text("import os\n"
+                                     "def meminfo():\n    return open('/proc/meminfo')\n"
+                                     "def cpus():\n    return os.sched_getaffinity(0)\n"
+                                     "def pages():\n    return os.sysconf('SC_PAGE_SIZE')\n")
     probe = ("import os, sys\nsys.path.insert(0, sys.argv[1])\nimport fcntl\n"
-             "open('/proc/meminfo').close()\n"  # elsewhere both are still there
+             "open('/proc/meminfo').close(); os.sched_getaffinity(0); os.sysconf('SC_PAGE_SIZE')\n"
              "try:\n    import uses_posix\nexcept ModuleNotFoundError as error:\n"
              "    print('refused', error.name)\n"
-             "import reads_proc\ntry:\n    reads_proc.meminfo()\nexcept FileNotFoundError:\n"
-             "    print('no /proc')\n"
-             "print(hasattr(os, 'sched_getaffinity'))\n")
+             "import asks\n"
+             "for ask in (asks.meminfo, asks.cpus, asks.pages):\n"
+             "    try:\n        ask()\n    except (OSError, AttributeError) as error:\n"
+             "        print(type(error).__name__)\n")
     result = subprocess.run([sys.executable, "-c", probe, str(project)], capture_output=True,
                             text=True, env={**os.environ, "PYTHONPATH": str(site)})
-    assert result.stdout.splitlines() == ["refused fcntl", "no /proc", "False"], result.stderr
+    assert result.stdout.splitlines() == ["refused fcntl", "FileNotFoundError", "AttributeError",
+                                          "AttributeError"], result.stderr
+
+
+def test_default_paths_are_shown_with_the_readers_separator(monkeypatch):
+    """Every default path of every script, shown in --help and in hints, is written the way the
+    reader's system writes paths: checked by making this system write them as Windows does."""
+    from pathlib import PureWindowsPath
+    from test_help import parser_of
+    monkeypatch.setattr(plumbing, "Path", PureWindowsPath)
+    slashed = {}
+    for name in SCRIPTS:
+        for action in parser_of(name, monkeypatch)._actions:
+            if isinstance(action.default, str) and "/" in action.default:
+                slashed[f"{name} {action.option_strings[0]}"] = action.default
+    assert not slashed, slashed
+    assert plumbing.native_path("logs/emotion") == "logs\\emotion"
 
 
 # --------------------------------------------------------------------------------------------
