@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.in_process import PROJECT, process_state_kept, run_script  # noqa: F401
+from tests.in_process import PROJECT, fresh_process_state, run_script  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -18,10 +18,3 @@ def shared_data():
     folder = Path(os.environ.get("SHARED_DATA", PROJECT.parent / "shared" / "data"))
     assert folder.is_dir(), f"no real data at {folder}: set SHARED_DATA to ../shared/data"
     return folder
-
-
-@pytest.fixture(autouse=True)
-def fresh_process_state():
-    """Each test starts as in a new process, whatever the test before it ran in this one."""
-    with process_state_kept():
-        yield

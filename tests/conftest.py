@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.in_process import (INTERPRETER_BUDGET, PROJECT, count_interpreter_starts,
-                              interpreter_starts, process_state_kept, run_process, run_script)
+from tests.in_process import (INTERPRETER_BUDGET, PROJECT, count_interpreter_starts,  # noqa: F401
+                              fresh_process_state, interpreter_starts, run_process, run_script)
 
 
 def idx_bytes(array, magic):
@@ -106,13 +106,6 @@ def ctrl_c_when(process, pattern, then_wait=0.0):
             break
     out, err = process.communicate(timeout=300)
     return "".join(lines) + out, err
-
-
-@pytest.fixture(autouse=True)
-def fresh_process_state():
-    """Each test starts as in a new process, whatever the test before it ran in this one."""
-    with process_state_kept():
-        yield
 
 
 def pytest_configure(config):

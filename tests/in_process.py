@@ -4,7 +4,8 @@ Each new Python interpreter pays TensorFlow's import (about 6 s), so the tests c
 main() here (run_script) and start an interpreter (run_process, conftest.start_script) only
 where the process itself is what is tested: real signals, kills, file-size limits, two runs at
 once, and one as-typed launch per script. process_state_kept puts back what a run leaves in the
-process; conftest applies it around every test and counts the interpreters started.
+process, around every run and, through the fixture fresh_process_state (imported by both
+conftests), around every test; conftest also counts the interpreters started.
 """
 
 import contextlib
@@ -18,11 +19,11 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 STARTING_FOLDER = os.getcwd()  # pytest's, which every test starts in
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as the scripts set it: no C++ info lines
-
 
 
 def run_script(script, *args, cwd=None):
@@ -89,6 +90,13 @@ def process_state_kept():
         tensorflow_state_reset()
         if "matplotlib.pyplot" in sys.modules:
             sys.modules["matplotlib.pyplot"].close("all")
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_state():
+    """Each test starts as in a new process, whatever the test before it ran in this one."""
+    with process_state_kept():
+        yield
 
 
 HANDLED_SIGNALS = [signal.SIGINT, signal.SIGTERM] + (
