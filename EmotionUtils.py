@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-import plumbing
+from book_support import plumbing
 
 IMAGE_SIZE = 48
 NUM_LABELS = 7

@@ -34,15 +34,15 @@ from types import SimpleNamespace
 
 import numpy as np
 
-import alexnet_files
+from book_support import alexnet_files
 import alexnet_forward
-import checkpoints
-import downloads
-import image_io
-import plumbing
+from book_support import checkpoints
+from book_support import downloads
+from book_support import image_io
+from book_support import plumbing
 import prep_images
-import tf_setup
-from checkpoints import CheckpointFolder
+from book_support import tf_setup
+from book_support.checkpoints import CheckpointFolder
 
 with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf

@@ -30,12 +30,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
-import alexnet_files
-import downloads
-import gradcam
-import image_io
-import plumbing
-import tf_setup
+from book_support import alexnet_files
+from book_support import downloads
+from book_support import gradcam
+from book_support import image_io
+from book_support import plumbing
+from book_support import tf_setup
 
 with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf

@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.message import DecodeError
 
-import downloads
-import gradcam
-import image_io
-import plumbing
-import tf_setup
+from book_support import downloads
+from book_support import gradcam
+from book_support import image_io
+from book_support import plumbing
+from book_support import tf_setup
 
 with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf

@@ -39,11 +39,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-import checkpoints
+from book_support import checkpoints
 import EmotionUtils
-import plumbing
-import tf_setup
-from checkpoints import CheckpointFolder
+from book_support import plumbing
+from book_support import tf_setup
+from book_support.checkpoints import CheckpointFolder
 
 with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf

@@ -30,11 +30,11 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 import EmotionUtils
-import gradcam
-import image_io
-import plumbing
-import tf_setup
-from checkpoints import CheckpointFolder, preferred_folder
+from book_support import gradcam
+from book_support import image_io
+from book_support import plumbing
+from book_support import tf_setup
+from book_support.checkpoints import CheckpointFolder, preferred_folder
 
 with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-import image_io
-import plumbing
+from book_support import image_io
+from book_support import plumbing
 
 CLASSES = ("cat", "dog")  # alexnet_finetune.py's two outputs, in this order
 

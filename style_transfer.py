@@ -40,10 +40,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-import downloads
-import image_io
-import plumbing
-import tf_setup
+from book_support import downloads
+from book_support import image_io
+from book_support import plumbing
+from book_support import tf_setup
 
 with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf

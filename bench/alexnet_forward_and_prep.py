@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import alexnet_forward  # noqa: E402  (the project root is not a package)
 import prep_images  # noqa: E402
-import tf_setup  # noqa: E402
+from book_support import tf_setup  # noqa: E402
 from machine_peak import matmul_peak_gflops  # noqa: E402
 from tests.standins import alexnet_weights  # noqa: E402
 

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import emotion_cnn  # noqa: E402
 import EmotionUtils  # noqa: E402  (the project root is not a package)
-import tf_setup  # noqa: E402
+from book_support import tf_setup  # noqa: E402
 
 
 def books_parse(data_frame):

@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import emotion_cnn  # noqa: E402  (the project root is not a package)
 import emotion_test  # noqa: E402
-import tf_setup  # noqa: E402
+from book_support import tf_setup  # noqa: E402
 
 
 def frame_with_faces(images, count):

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import classify_image  # noqa: E402  (the project root is not a package)
-import tf_setup  # noqa: E402
+from book_support import tf_setup  # noqa: E402
 
 GFLOP_PER_IMAGE = 2 * 5.7
 

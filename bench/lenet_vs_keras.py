@@ -16,8 +16,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import lenet_mnist  # noqa: E402  (the project root is not a package)
-import mnist_data  # noqa: E402
-import tf_setup  # noqa: E402
+from book_support import mnist_data  # noqa: E402
+from book_support import tf_setup  # noqa: E402
 
 
 def time_ours(train, batch_size, steps, warmup):

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import gradcam  # noqa: E402
-import image_io  # noqa: E402
+from book_support import gradcam  # noqa: E402
+from book_support import image_io  # noqa: E402
 import style_transfer  # noqa: E402
-import tf_setup  # noqa: E402
+from book_support import tf_setup  # noqa: E402
 from style_transfer_vs_torch import random_vgg19, tensorflow_problem  # noqa: E402
 
 COARSE_TO_FINE = ((0.5, 10), (0.25, 20))  # (scale, iterations) of the one coarse stage

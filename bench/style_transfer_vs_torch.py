@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import image_io  # noqa: E402
+from book_support import image_io  # noqa: E402
 import style_transfer  # noqa: E402
-import tf_setup  # noqa: E402
+from book_support import tf_setup  # noqa: E402
 from machine_peak import matmul_peak_gflops  # noqa: E402
 
 WIDTHS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import alexnet_files
+from book_support import alexnet_files
 import alexnet_finetune
 import alexnet_forward
-import tf_setup
+from book_support import tf_setup
 from conftest import PROJECT, ctrl_c_when, posix_only, run_script, start_script
 from tests.standins import alexnet_weights, write_py2_alexnet_npy
 

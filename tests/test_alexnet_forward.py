@@ -8,12 +8,12 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-import alexnet_files
+from book_support import alexnet_files
 import alexnet_forward
-import gradcam
-import tf_setup
+from book_support import gradcam
+from book_support import tf_setup
 from conftest import PROJECT, run_script
-from plumbing import UserError
+from book_support.plumbing import UserError
 from tests.standins import (alexnet_weights, caffe_classes_text, npy_header_2016,
                             write_py2_alexnet_npy)
 

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import tf_setup
-from checkpoints import BEST, CheckpointFolder, preferred_folder
-from plumbing import UserError
+from book_support import tf_setup
+from book_support.checkpoints import BEST, CheckpointFolder, preferred_folder
+from book_support.plumbing import UserError
 
 with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
@@ -112,7 +112,7 @@ def test_the_best_folder_is_preferred_once_it_holds_a_checkpoint(tmp_path):
 
 def test_a_failed_save_puts_the_last_record_back_also_without_hard_links(tmp_path,
                                                                         monkeypatch):
-    import checkpoints
+    from book_support import checkpoints
     save_values(tmp_path / "ck", [1, 2, 3], step=4, epoch=4)
     before = (tmp_path / "ck" / "run.json").read_bytes()
 

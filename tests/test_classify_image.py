@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 import classify_image
-import downloads
-import gradcam
-import tf_setup
+from book_support import downloads
+from book_support import gradcam
+from book_support import tf_setup
 from conftest import PROJECT, run_script
 from tests.standins import (DEFAULT_LABELS, inception_graph_def, numpy_inception,
                             pack_inception_tarball, tiny_jpeg, write_inception_files)

@@ -7,13 +7,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from checkpoints import CheckpointFolder
+from book_support.checkpoints import CheckpointFolder
 from conftest import PROJECT, run_script, write_book_layout
 
 import emotion_cnn
 import emotion_test
 import EmotionUtils
-import tf_setup
+from book_support import tf_setup
 
 
 def faces_and_labels(count, seed):

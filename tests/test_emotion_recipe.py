@@ -11,7 +11,7 @@ from conftest import PROJECT, cpu_has_bfloat16, run_script
 import emotion_cnn
 import emotion_test
 import EmotionUtils
-import tf_setup
+from book_support import tf_setup
 
 
 def faces_and_labels(count, seed):

@@ -8,7 +8,7 @@ from PIL import Image
 
 import emotion_cnn
 import emotion_test
-import tf_setup
+from book_support import tf_setup
 from conftest import PROJECT, ctrl_c_when, posix_only, run_script, start_script, write_book_layout
 
 SEVEN_LINES = re.compile(r"^(anger|disgust|fear|happy|sad|surprise|neutral) = ([0-9.]+)%$",
@@ -312,7 +312,7 @@ def test_grad_cam_looks_at_h_pool2_and_comes_from_the_prediction_run(book_traine
 
 def test_every_face_in_a_photo_gets_its_lines_and_a_box_from_one_run(book_trained, tmp_path,
                                                                       monkeypatch, capsys):
-    import tf_setup
+    from book_support import tf_setup
     root = book_trained.root
     Image.new("RGB", (120, 60), (90, 90, 90)).save(tmp_path / "group.png")
     # Stand-in faces cannot fool OpenCV's cascade, so the detector is given its boxes; the

@@ -9,7 +9,7 @@ import pytest
 import EmotionUtils
 from conftest import (face_set, pixel_string, write_book_layout, write_face_csv,
                       write_fer_layout)
-from plumbing import UserError
+from book_support.plumbing import UserError
 
 
 def test_book_layout_shapes_and_split(tmp_path):

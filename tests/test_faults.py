@@ -18,7 +18,7 @@ from PIL import Image
 
 import lenet_mnist
 from conftest import PROJECT, posix_only, run_script, sigint_as_in_a_terminal, write_mnist
-from plumbing import UserError
+from book_support.plumbing import UserError
 from tests.standins import alexnet_weights, write_py2_alexnet_npy
 
 
@@ -79,7 +79,7 @@ def test_a_loss_that_turns_nan_stops_the_epoch_in_one_line(mnist_dir):
     data = lenet_mnist.mnist_data.read_data_sets(mnist_dir, validation_size=100)
     poisoned = type(data.train)(images=np.full_like(data.train.images, np.inf),
                                 labels=data.train.labels)
-    import tf_setup
+    from book_support import tf_setup
     with tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
         with pytest.raises(UserError, match=r"the loss became nan at epoch 0, batch 0; the "
@@ -152,7 +152,7 @@ def test_style_transfer_that_diverges_later_keeps_the_last_good_image(tmp_path, 
 
 
 def test_a_mirror_that_sends_without_end_is_cut_at_the_files_size(tmp_path, file_server):
-    import downloads
+    from book_support import downloads
     file_server.files["/w.bin"] = b"x" * 500_000  # the file is said to be 1,000 bytes
     remote = downloads.RemoteFile("w.bin", (file_server.url("/w.bin"),), 1000)
     with pytest.raises(UserError, match="the server sent more than the file's 1,000 bytes"):
@@ -314,7 +314,7 @@ def test_emotion_test_refuses_a_graph_whose_output_writes_a_file(tmp_path, capsy
 def test_every_graph_emotion_cnn_saves_passes_emotion_tests_op_check(tmp_path, extras):
     import emotion_cnn
     import emotion_test
-    import tf_setup
+    from book_support import tf_setup
     from conftest import write_book_layout
     faces = write_book_layout(tmp_path / "faces", train_count=40, test_count=10)
     assert emotion_cnn.main(["--data-dir", str(faces), "--logs-dir", str(tmp_path / "logs"),
@@ -367,7 +367,7 @@ def test_the_published_inception_graph_is_trusted_without_the_op_check(tmp_path,
 # --------------------------------------------------------------------------------------------
 
 def test_a_download_killed_midway_is_continued_by_the_next_run(tmp_path, file_server):
-    import downloads
+    from book_support import downloads
     payload = np.random.default_rng(0).bytes(200_000)
     file_server.files["/w.bin"] = payload
     file_server.behaviour["/w.bin"] = "stall"  # half, then nothing: killed while it waits
@@ -554,7 +554,7 @@ class ZeroStream(io.RawIOBase):
 def test_an_archive_larger_than_its_contents_can_be_is_refused_from_its_headers(tmp_path,
                                                                                kind):
     import zipfile
-    import downloads
+    from book_support import downloads
     if kind == "tgz":
         archive = tarball_with(tmp_path / "a.tgz", [("small", 10), ("big", 5000)])
     else:
@@ -575,7 +575,7 @@ def test_an_archive_larger_than_its_contents_can_be_is_refused_from_its_headers(
 def test_an_archive_larger_than_the_free_space_is_refused_before_writing(tmp_path,
                                                                         monkeypatch):
     import shutil as shell
-    import downloads
+    from book_support import downloads
     archive = tarball_with(tmp_path / "a.tgz", [("big", 5000)])
     usage = shell.disk_usage(tmp_path)
     monkeypatch.setattr(downloads.shutil, "disk_usage",
@@ -641,7 +641,7 @@ def test_a_crafted_face_cache_with_the_right_fingerprint_is_rebuilt(tmp_path, mo
     lambda w: w.pop("fc6"),
 ], ids=["0-d", "bool", "complex", "wrong width", "layer missing"])
 def test_crafted_alexnet_weights_are_one_line(tmp_path, craft):
-    import alexnet_files
+    from book_support import alexnet_files
     weights = {layer: list(pair) for layer, pair in alexnet_weights().items()}
     craft(weights)
     write_py2_alexnet_npy(tmp_path / "w.npy", weights)

@@ -62,7 +62,7 @@ def test_process_state_kept_puts_back_what_a_run_changes(tmp_path):
     import matplotlib.pyplot as plt
     import tensorflow.compat.v1 as tf
     from tensorflow.python.framework import config
-    import tf_setup
+    from book_support import tf_setup
     cwd, argv, handler = os.getcwd(), list(sys.argv), signal.getsignal(signal.SIGINT)
     umask = os.umask(0o022)
     os.umask(umask)
@@ -91,7 +91,7 @@ def test_process_state_kept_puts_back_what_a_run_changes(tmp_path):
 # (conftest's autouse fixture, fresh_process_state).
 
 def test_state_left_behind_by_one_test(tmp_path):
-    import tf_setup
+    from book_support import tf_setup
     import tensorflow.compat.v1 as tf
     tf_setup.make_deterministic(9)
     tf.constant(2.0, name="left_by_the_test_before")

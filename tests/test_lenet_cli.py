@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lenet_mnist
-import mnist_data
+from book_support import mnist_data
 from conftest import PROJECT, ctrl_c_when, posix_only, run_script, start_script, write_mnist
 
 EPOCH_LINE = re.compile(r"^(\d+) ([0-9.]+)  validation accuracy ([0-9.]+)  loss ([0-9.]+)",

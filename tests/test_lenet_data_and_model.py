@@ -6,12 +6,12 @@ import hashlib
 import numpy as np
 import pytest
 
-import downloads
+from book_support import downloads
 import lenet_mnist
-import mnist_data
-import tf_setup
+from book_support import mnist_data
+from book_support import tf_setup
 from conftest import MNIST_NAMES, idx_bytes, write_idx, write_mnist
-from plumbing import UserError
+from book_support.plumbing import UserError
 
 
 def test_reader_returns_the_header_shape(tmp_path):

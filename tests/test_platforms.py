@@ -14,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-import plumbing
+from book_support import plumbing
 from conftest import PROJECT, write_book_layout, write_mnist
 
 POSIX_ONLY = {"fcntl", "resource", "pwd", "grp", "termios", "msvcrt"}  # msvcrt: Windows only

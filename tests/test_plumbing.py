@@ -12,12 +12,12 @@ import zipfile
 
 import pytest
 
-import downloads
-import image_io
-import plumbing
-import tf_setup
-from downloads import RemoteFile
-from plumbing import UserError
+from book_support import downloads
+from book_support import image_io
+from book_support import plumbing
+from book_support import tf_setup
+from book_support.downloads import RemoteFile
+from book_support.plumbing import UserError
 from conftest import posix_only
 
 PAYLOAD = os.urandom(300_000)  # several chunks, so a dropped connection happens mid-file
@@ -381,7 +381,7 @@ def test_make_deterministic_seeds_numpy_and_asks_for_deterministic_kernels():
     # conftest turns op determinism off again after the test, as a new process has it
     import numpy as np
     from tensorflow.python.framework import config
-    import tf_setup
+    from book_support import tf_setup
     tf_setup.make_deterministic(3)
     first = np.random.rand(3)
     tf_setup.make_deterministic(3)

@@ -286,7 +286,7 @@ def test_make_run_is_a_short_run_and_says_how_to_run_the_books(tmp_path):
 
 
 def test_a_download_honours_the_umask(tmp_path, file_server):
-    import downloads
+    from book_support import downloads
     payload = b"weights" * 100
     file_server.files["/w.bin"] = payload
     remote = downloads.RemoteFile("w.bin", (file_server.url("/w.bin"),), len(payload))
@@ -321,7 +321,7 @@ def test_a_fine_tuning_checkpoint_keeps_no_frozen_weights(tmp_path):
 def test_emotion_interrupted_before_its_first_step_saves_nothing(tmp_path, monkeypatch, capsys):
     """The book's naming is by the last step done; before the first there is none (the old
     code wrote model.ckpt--1)."""
-    import plumbing
+    from book_support import plumbing
 
     class PressedAtOnce(plumbing.CtrlC):
         def __enter__(self):

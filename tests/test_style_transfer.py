@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import image_io
-import plumbing
+from book_support import image_io
+from book_support import plumbing
 import style_transfer
-import tf_setup
+from book_support import tf_setup
 from conftest import PROJECT, ctrl_c_when, has_bfloat16, posix_only, run_script, start_script
-from plumbing import UserError
+from book_support.plumbing import UserError
 from tests.standins import vgg19_weights, write_vgg_mat
 
 COST = re.compile(r"^iteration: (\d+) cost:  ([0-9.e+-]+)$", re.MULTILINE)

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image, ImageFile
 
 import emotion_test
-import image_io
+from book_support import image_io
 import style_transfer
 from conftest import PROJECT, posix_only, run_script
 from image_corpus import BLUE, RED, bomb_png, write_broken, write_valid
-from plumbing import UserError
+from book_support.plumbing import UserError
 from tests.standins import (alexnet_weights, caffe_classes_text, vgg19_weights,
                             write_inception_files, write_py2_alexnet_npy, write_vgg_mat)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from plumbing import UserError
+from book_support.plumbing import UserError
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 

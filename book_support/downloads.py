@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from plumbing import Progress, UserError, disk_full, replace_file
+from book_support.plumbing import Progress, UserError, disk_full, replace_file
 
 DOWNLOAD_TIMEOUT_SECONDS = 30
 CHUNK_BYTES = 1 << 16

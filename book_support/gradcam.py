@@ -8,7 +8,7 @@ Inception, the emotion CNN) the same --cam and --cam-class options.
 
 from pathlib import Path
 
-import plumbing
+from book_support import plumbing
 
 
 def grad_cam(feature_maps, logits, chosen):

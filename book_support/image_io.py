@@ -13,7 +13,7 @@ import warnings
 import zlib
 from pathlib import Path
 
-from plumbing import UserError, program_name
+from book_support.plumbing import UserError, program_name
 # Images
 # --------------------------------------------------------------------------------------------
 

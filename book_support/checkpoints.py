@@ -26,7 +26,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-import plumbing
+from book_support import plumbing
 
 RECORD_NAME = "run.json"
 LOCK_NAME = ".lock"

@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 
-from plumbing import program_name
+from book_support.plumbing import program_name
 
 def user_wants_tensorflow_logs():
     """True when TF_CPP_MIN_LOG_LEVEL asks for info lines (0 or 1); the default quiets them."""
@@ -164,6 +164,6 @@ def refuse_unexpected_ops(graph_def, allowed, path, network):
     graph file could write files or start processes the moment its output is run."""
     unexpected = sorted(op_types(graph_def) - allowed)
     if unexpected:
-        from plumbing import UserError
+        from book_support.plumbing import UserError
         raise UserError(f"{path} is refused: it holds ops {network} never uses "
                         f"({', '.join(unexpected[:6])}); only run graph files you trust")

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from downloads import RemoteFile, fetch
-from plumbing import UserError
+from book_support.downloads import RemoteFile, fetch
+from book_support.plumbing import UserError
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10

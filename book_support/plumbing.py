@@ -8,8 +8,7 @@ ETA), and the one policy for output files: output_problem, folder_problem and
 distinct_outputs_problem (checked before any work; a result is never replaced without
 --overwrite), atomic_output, pyplot and save_figure.
 
-The rest of the shared code lives in modules named for their job: downloads.py, image_io.py,
-tf_setup.py, checkpoints.py and gradcam.py.
+The rest of the package lives in modules named for their job (see book_support/__init__.py).
 """
 
 import argparse
