@@ -22,16 +22,19 @@ What changed, and why:
   * The weights are unpickled by a loader that admits NumPy arrays and nothing else, and
     `caffe_classes.py` is read with `ast`, never executed: a downloaded file cannot run code.
   * All images go through one session in batches.
+
+What the book does not have lives in book_support/: alexnet_files (the downloads, the safe
+reading of the weights and class names, the book's sample images), gradcam (--cam), image_io
+(opening any image, naming the bad ones), tf_setup (--cpu, sessions) and plumbing (errors).
+alexnet_finetune.py builds its network from this file's.
 """
 
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
 from book_support import alexnet_files
-from book_support import downloads
 from book_support import gradcam
 from book_support import image_io
 from book_support import plumbing
@@ -40,14 +43,6 @@ from book_support import tf_setup
 with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
 
-ALEXNET_URL = "http://www.cs.toronto.edu/~guerzhoy/tf_alexnet/"
-ALEXNET_WEIGHTS = downloads.RemoteFile(
-    "bvlc_alexnet.npy", (ALEXNET_URL + "bvlc_alexnet.npy",), 243861814,
-    sha256="1294ef51496c52f2e4879ee3b5e1da22c35d61f3240937491b4469403d5428cc")
-CAFFE_CLASSES = downloads.RemoteFile("caffe_classes.py", (ALEXNET_URL + "caffe_classes.py",),
-                                     21706, md5="29bb9d0c7128bc82500a8f83884103b7")
-DATA_DIR = Path("data/alexnet")
-SAMPLE_IMAGES = ("laska.png", "poodle.png")  # on the weights' page, ALEXNET_URL
 IMAGE_SIZE = 227
 LAYERS = alexnet_files.LAYERS  # conv1 ... conv5, fc6, fc7, fc8
 # Caffe's ILSVRC-2012 mean pixel, in the BGR order the weights expect.
@@ -55,17 +50,8 @@ IMAGENET_MEAN_BGR = np.array([104.00698793, 116.66876762, 122.67891434], np.floa
 BATCH_SIZE = 16
 
 # --------------------------------------------------------------------------------------------
-# The book's path: the weights, the network, and each image's top classes
+# The book, AlexNet: five convolutions, then three fully connected layers
 # --------------------------------------------------------------------------------------------
-
-def weights_and_classes(args):
-    """The weights and class names the user named, or the downloaded ones."""
-    weights = alexnet_files.load_weights(args.weights
-                                         or downloads.fetch(ALEXNET_WEIGHTS, DATA_DIR))
-    class_names = alexnet_files.read_class_names(args.classes
-                                                 or downloads.fetch(CAFFE_CLASSES, DATA_DIR))
-    return weights, class_names
-
 
 def conv(input, kernel, biases, s_h, s_w, padding="VALID", group=1):
     """From caffe-tensorflow: a convolution whose channels may be split into groups, as the
@@ -110,6 +96,10 @@ def alexnet(x, params, keep_prob=1.0):
     return layers
 
 
+# --------------------------------------------------------------------------------------------
+# The book, 迁移学习 (transfer learning): the layers take the weights learnt on ImageNet
+# --------------------------------------------------------------------------------------------
+
 def make_params(shapes, trainable=()):
     """A (W, b) variable pair per layer, zero until `load_params` fills them from the file
     (feeding them keeps the 244 MB of weights out of the graph definition)."""
@@ -131,6 +121,10 @@ def load_params(session, params, weights):
 def shapes_of(weights):
     return {layer: (kernel.shape, bias.shape) for layer, (kernel, bias) in weights.items()}
 
+
+# --------------------------------------------------------------------------------------------
+# The book, 预训练的 AlexNet (pretrained AlexNet): each image's top classes
+# --------------------------------------------------------------------------------------------
 
 def build_classifier(weights, with_cam=False):
     """AlexNet ready to classify; with_cam adds Grad-CAM on conv5 for the top class, or for
@@ -158,26 +152,28 @@ def preprocess(path, size=IMAGE_SIZE):
 
 
 def classify(args):
-    images = [where_given(path) for path in args.images] or books_sample_images()
-    cam_paths = gradcam.cam_paths(args.cam, images, args.overwrite)
+    """The book's run: the weights loaded, every image through the network, its top classes."""
+    images = ([alexnet_files.where_given(path) for path in args.images]
+              or alexnet_files.books_sample_images())
+    cam = gradcam.CamOption(args, images)  # its command-line mistakes, before any work
     unreadable = image_io.UnreadableImages(len(images))
     readable = list(unreadable.each(images, preprocess))
     if not readable:
         return unreadable.exit_code()
     images, batch = [path for path, _ in readable], np.stack([array for _, array in readable])
-    weights, class_names = weights_and_classes(args)
+    weights = alexnet_files.load_weights(alexnet_files.weights_path(args.weights))
+    class_names = alexnet_files.read_class_names(alexnet_files.class_names_path(args.classes))
     if len(class_names) != weights["fc8"][0].shape[1]:
         raise plumbing.UserError(f"{len(class_names)} class names for "
                                  f"{weights['fc8'][0].shape[1]} outputs of fc8")
-    cam_class = None if args.cam_class is None else gradcam.class_index(class_names,
-                                                                          args.cam_class)
+    cam.choose_class(class_names)
     tf_setup.configure_devices(args.cpu)
-    net = build_classifier(weights, with_cam=bool(cam_paths))
+    net = build_classifier(weights, with_cam=cam.wanted)
     with tf_setup.new_session(net.graph) as sess:
         sess.run(net.initializer)
         load_params(sess, net.params, weights)
         t = time.time()
-        output, cams = run_batches(sess, net, batch, cam_class)
+        output, cams = run_batches(sess, net, batch, cam.index)
         elapsed = time.time() - t
     for input_im_ind, path in enumerate(images):
         inds = np.argsort(output[input_im_ind])
@@ -185,8 +181,7 @@ def classify(args):
         for i in range(min(args.top, len(inds))):
             print(class_names[inds[-1 - i]], output[input_im_ind, inds[-1 - i]])  # float32
     print(f"{elapsed:.3f} s")
-    if cam_paths:
-        save_cams(cam_paths, images, batch, output, cams, class_names, cam_class)
+    cam.save(images, (network_view(array) for array in batch), output, cams, class_names)
     return unreadable.exit_code()
 
 
@@ -204,27 +199,8 @@ def run_batches(sess, net, batch, cam_class=None):
     return np.concatenate(outputs), np.concatenate(cams) if cams else None
 
 
-def where_given(path):
-    """The image as given, or, for a bare name such as laska.png that is not here, the one in
-    DATA_DIR, where data/README.md puts the book's images."""
-    if not Path(path).exists() and (DATA_DIR / path).exists():
-        return str(DATA_DIR / path)
-    return path
-
-
-def books_sample_images():
-    """laska.png and poodle.png, here (as the book ran) or in data/alexnet/. No checksum of
-    them is published, so they are not downloaded: data/README.md says where they come from."""
-    for folder in (Path("."), DATA_DIR):
-        found = [folder / name for name in SAMPLE_IMAGES if (folder / name).exists()]
-        if found:
-            return [str(path) for path in found]
-    raise plumbing.UserError(f"no images given, and the book's {' and '.join(SAMPLE_IMAGES)} "
-                             f"are neither here nor in {DATA_DIR} (get them from {ALEXNET_URL})")
-
-
 # --------------------------------------------------------------------------------------------
-# Beyond the book: where the network looked (--cam)
+# Beyond the book: the picture --cam draws on (book_support/gradcam.py saves it), the options
 # --------------------------------------------------------------------------------------------
 
 def network_view(array):
@@ -232,32 +208,20 @@ def network_view(array):
     return np.clip(array + IMAGENET_MEAN_BGR, 0, 255).astype(np.uint8)[:, :, ::-1]
 
 
-def save_cams(cam_paths, images, batch, output, cams, class_names, cam_class):
-    for index, path in enumerate(images):
-        shown = cam_class if cam_class is not None else int(np.argmax(output[index]))
-        title = f"{class_names[shown][:40]} {output[index, shown]:.1%}"
-        target = cam_paths[path]
-        gradcam.save_cam_figure(network_view(batch[index]), cams[index], title, target)
-        print(f"saved where the network looked for {class_names[shown][:40]!r} to {target}")
-
-
-# --------------------------------------------------------------------------------------------
-# Main
-# --------------------------------------------------------------------------------------------
-
 def main(argv=None):
     parser = plumbing.argument_parser(
         "Top classes of images under the pretrained AlexNet (ImageNet, 1000 classes).")
     parser.add_argument("images", nargs="*", help="images of any size and mode (default: the "
                                                   "book's laska.png and poodle.png, here or in "
-                                                  f"{DATA_DIR})")
+                                                  f"{alexnet_files.DATA_DIR})")
     parser.add_argument("--top", type=plumbing.count(1), default=5,
                         help="classes printed per image")
     parser.add_argument("--weights", default=None,
-                        help=f"bvlc_alexnet.npy (default: downloaded to {DATA_DIR})")
+                        help=f"bvlc_alexnet.npy (default: downloaded to "
+                             f"{alexnet_files.DATA_DIR})")
     parser.add_argument("--classes", default=None,
                         help=f"caffe_classes.py or a text file of names (default: downloaded "
-                             f"to {DATA_DIR})")
+                             f"to {alexnet_files.DATA_DIR})")
     tf_setup.add_device_option(parser)
     gradcam.add_cam_arguments(parser, "conv5, on the 227x227 input,")
     args = parser.parse_args(argv)

@@ -3,11 +3,11 @@
     python lenet_mnist.py               # the book's run: 100 epochs (README: how long it takes)
     python lenet_mnist.py --epochs 3    # a short run
 
-The network, the placeholder names and the per-epoch line `epoch accuracy-on-256-test-images` are
-the book's; the file follows the section: data, weights, model, cost and optimiser, the loop.
-What changed, and why (the extras follow under "Beyond the book"):
-  * TensorFlow 2.x through `tf.compat.v1`; `input_data` is gone, so mnist_data.py downloads the
-    four IDX files (checksummed) and splits them 55,000 / 5,000 / 10,000 as it did.
+The network, the placeholder names, the hyper-parameters and the per-epoch line
+`epoch accuracy-on-256-test-images` are the book's; the file follows the section: data, weights,
+model, cost and optimiser, the loop. What changed, and why:
+  * TensorFlow 2.x through `tf.compat.v1`; `input_data` is gone, so book_support/mnist_data.py
+    downloads the four IDX files (checksummed) and splits them 55,000 / 5,000 / 10,000 as it did.
   * TensorFlow 2's `tf.nn.dropout` takes the *rate to drop*; the book passed the keep
     probability. The keep probabilities stay, converted, and default to 1.0 for evaluation.
   * conv2 is max-pooled after its ReLU, as conv1 and conv3 are; the book pooled the pre-ReLU
@@ -15,6 +15,10 @@ What changed, and why (the extras follow under "Beyond the book"):
   * Each epoch sees the training set in a new (seeded) order, and the last partial batch is used.
   * The book's text says conv3 is not pooled, while its listing pools it (FC_layer = max_pool of
     conv3) and its own 4x4x128 = 2048 needs the pooling: the script follows the listing.
+After the book's code, "Beyond the book" wraps its loop from outside: checkpoints that resume
+(book_support/checkpoints.py), Ctrl-C and progress (book_support/plumbing.py), repeatable dropout
+(book_support/tf_setup.py), TensorBoard scalars and the --plot / --plot-inside pictures
+(book_support/lenet_plots.py).
 """
 
 import time
@@ -22,21 +26,24 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from book_support import checkpoints
-from book_support import mnist_data
-from book_support import plumbing
-from book_support import tf_setup
+from book_support import checkpoints, lenet_plots, mnist_data, plumbing, tf_setup
 from book_support.checkpoints import CheckpointFolder
 
 with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
 
+# --------------------------------------------------------------------------------------------
+# The book, 逐步实现 LeNet-5 (LeNet-5, implemented step by step)
+# --------------------------------------------------------------------------------------------
+
+BATCH_SIZE = 128  # images per training step
+TEST_SIZE = 256  # random test images scored after each epoch
 IMAGE_SIZE = mnist_data.IMAGE_SIZE  # 28
 NUM_CLASSES = mnist_data.NUM_CLASSES  # 10
-
-# --------------------------------------------------------------------------------------------
-# The book's model: weights, network, cost and optimiser
-# --------------------------------------------------------------------------------------------
+KEEP_CONV = 0.8  # the keep probability of the convolutions' dropout while training
+KEEP_HIDDEN = 0.5  # and of the fully connected layer's
+LEARNING_RATE, DECAY = 0.001, 0.9  # RMSProp's, as Hinton suggests
+EPOCHS = 100
 
 
 def init_weights(shape, name):
@@ -44,7 +51,7 @@ def init_weights(shape, name):
 
 
 def model(X, w, w2, w3, w4, w_o, p_keep_conv, p_keep_hidden, dropout_seed):
-    dropout = seeded_dropout(dropout_seed)
+    dropout = tf_setup.seeded_dropout(dropout_seed)
     conv1 = dropout(conv_relu_pool(X, w), rate=1 - p_keep_conv)      # 14x14x32
     conv2 = dropout(conv_relu_pool(conv1, w2), rate=1 - p_keep_conv)  # 7x7x64
     conv3 = conv_relu_pool(conv2, w3)                                # 4x4x128
@@ -85,7 +92,7 @@ def build_graph(seed=None):
         # The _v2 op is the book's softmax_cross_entropy_with_logits without its deprecation.
         Y_ = tf.nn.softmax_cross_entropy_with_logits_v2(logits=py_x, labels=Y)
         cost = tf.reduce_mean(Y_)
-        optimizer = tf.train.RMSPropOptimizer(0.001, 0.9).minimize(cost)
+        optimizer = tf.train.RMSPropOptimizer(LEARNING_RATE, DECAY).minimize(cost)
         predict_op = tf.argmax(py_x, 1)
         epochs_done = tf.Variable(0, trainable=False, name="epochs_done")
         saver = tf.train.Saver(max_to_keep=1)
@@ -100,13 +107,20 @@ def build_graph(seed=None):
                            feature_maps=graph.get_collection("feature_maps"))
 
 
-# --------------------------------------------------------------------------------------------
-# The book's loop: an epoch of batches, then a random sample of test images scored
-# --------------------------------------------------------------------------------------------
-
-def epoch_rng(seed, epoch):
-    """The generator for one epoch: a resumed run shuffles exactly as an uninterrupted one."""
-    return np.random.default_rng(None if seed is None else [seed, epoch])
+def training(session, net, mnist, epochs, first_epoch=0, seed=None, batch_size=BATCH_SIZE,
+             test_size=TEST_SIZE, max_batches=None, ctrl_c=None):
+    """The book's loop: each epoch, the training batches with dropout, then `test_size` random
+    test images scored. Yields (epoch, mean training loss, accuracy on those test images) after
+    each epoch; stops, the epoch unfinished, once `ctrl_c.pressed`."""
+    for i in range(first_epoch, epochs):
+        rng = epoch_rng(seed, i)
+        train_loss = train_epoch(session, net, mnist.train, batch_size, rng, f"epoch {i}",
+                                 max_batches, ctrl_c)
+        if ctrl_c is not None and ctrl_c.pressed:
+            return
+        test_indices = rng.permutation(len(mnist.test.images))[:test_size]
+        correct, _ = evaluate(session, net, subset(mnist.test, test_indices))
+        yield i, train_loss, correct / len(test_indices)
 
 
 def train_epoch(session, net, train, batch_size, rng, label, max_batches=None, ctrl_c=None):
@@ -124,7 +138,7 @@ def train_epoch(session, net, train, batch_size, rng, label, max_batches=None, c
         batch = order[start:start + batch_size]  # gather one batch, not a shuffled copy of all
         _, loss = session.run([net.optimizer, net.cost], feed_dict={
             net.X: train.images[batch], net.Y: train.labels[batch],
-            net.p_keep_conv: 0.8, net.p_keep_hidden: 0.5,
+            net.p_keep_conv: KEEP_CONV, net.p_keep_hidden: KEEP_HIDDEN,
             net.dropout_seed: [epoch_seed, 8 * number]})
         plumbing.stop_if_not_finite(loss, f"{label}, batch {number}",
                                     "the checkpoint of the last whole epoch is kept",
@@ -139,7 +153,8 @@ def evaluate(session, net, data, batch_size=1000):
     """(number correct, mean loss) over `data`, with dropout off."""
     correct, loss_sum = 0, 0.0
     for start in range(0, len(data.images), batch_size):
-        images, labels = data.images[start:start + batch_size], data.labels[start:start + batch_size]
+        batch = slice(start, start + batch_size)
+        images, labels = data.images[batch], data.labels[batch]
         predictions, loss = session.run([net.predict_op, net.cost],
                                         feed_dict={net.X: images, net.Y: labels})
         correct += int(np.sum(predictions == np.argmax(labels, axis=1)))
@@ -147,17 +162,20 @@ def evaluate(session, net, data, batch_size=1000):
     return correct, loss_sum / max(len(data.images), 1)
 
 
-def first(data, size):
-    return SimpleNamespace(images=data.images[:size], labels=data.labels[:size])
+def epoch_rng(seed, epoch):
+    """The generator for one epoch: a resumed run shuffles exactly as an uninterrupted one."""
+    return np.random.default_rng(None if seed is None else [seed, epoch])
 
 
-def sample(data, size, rng):
-    """`size` random images of `data`, like the book's shuffled test_indices[0:test_size]."""
-    indices = rng.permutation(len(data.images))[:size]
+def subset(data, indices):
     return SimpleNamespace(images=data.images[indices], labels=data.labels[indices])
 
 
-def train(args):
+# --------------------------------------------------------------------------------------------
+# Beyond the book: the run around the book's loop (checkpoints, Ctrl-C, records, pictures)
+# --------------------------------------------------------------------------------------------
+
+def run(args):
     check_arguments(args)
     if args.dry_run:  # a check of the set-up: nothing is read from or written to disk but data
         args.checkpoint_dir = args.logdir = args.plot = args.plot_inside = None
@@ -171,80 +189,44 @@ def train(args):
                                        f"digits 0 to {len(mnist.test.images) - 1}")
     max_batches, evaluation_limit = (3, 512) if args.dry_run else (None, None)
     epochs = 1 if args.dry_run else args.epochs
-    validation, test = (first(mnist.validation, evaluation_limit),
-                        first(mnist.test, evaluation_limit))
+    validation, test = (subset(mnist.validation, slice(evaluation_limit)),
+                        subset(mnist.test, slice(evaluation_limit)))
 
     net = build_graph(args.seed)
     print(f"LeNet-5: {tf_setup.count_weights(net.weights):,} weights; training on {device}")
     saved = CheckpointFolder(args.checkpoint_dir, net.saver, "--checkpoint-dir")
-    writer = None
-    if args.logdir:
-        with net.graph.as_default():  # FileWriter refuses to start in eager mode
-            writer = tf.summary.FileWriter(args.logdir, net.graph)
-    with tf_setup.new_session(net.graph) as session, plumbing.CtrlC() as ctrl_c:
+    with lenet_plots.scalar_writer(args.logdir, net.graph) as write_scalars, \
+            tf_setup.new_session(net.graph) as session, plumbing.CtrlC() as ctrl_c:
         epochs_done, history = resume(session, net, saved, epochs)
-        for i in range(epochs_done, epochs):
-            started = time.monotonic()
-            rng = epoch_rng(args.seed, i)
-            train_loss = train_epoch(session, net, mnist.train, args.batch_size, rng,
-                                     f"epoch {i}", max_batches, ctrl_c)
-            if ctrl_c.pressed:
-                break
-            test_sample = sample(mnist.test, args.test_size, rng)
-            correct, _ = evaluate(session, net, test_sample)
+        started = time.monotonic()
+        for i, train_loss, accuracy in training(session, net, mnist, epochs, epochs_done,
+                                                args.seed, args.batch_size, args.test_size,
+                                                max_batches, ctrl_c):
             validation_correct, validation_loss = evaluate(session, net, validation)
             entry = {"epoch": i, "train_loss": train_loss, "validation_loss": validation_loss,
-                     "test_sample_accuracy": correct / len(test_sample.images),
+                     "test_sample_accuracy": accuracy,
                      "validation_accuracy": validation_correct / len(validation.images)}
             history.append(entry)
             epochs_done = i + 1
-            print(f"{i} {entry['test_sample_accuracy']}  validation accuracy "
-                  f"{entry['validation_accuracy']:.4f}  loss {train_loss:.4f}  "
-                  f"({time.monotonic() - started:.0f} s)", flush=True)
-            if writer:
-                write_scalars(writer, i, {k: v for k, v in entry.items() if k != "epoch"})
+            print(f"{i} {accuracy}  validation accuracy {entry['validation_accuracy']:.4f}  "
+                  f"loss {train_loss:.4f}  ({time.monotonic() - started:.0f} s)", flush=True)
+            write_scalars(i, {k: v for k, v in entry.items() if k != "epoch"})
             save(session, net, saved, epochs_done, settings_of(args), history)
+            started = time.monotonic()
         if ctrl_c.pressed and epochs_done < epochs:
-            if writer:
-                writer.close()
-            # The epoch under way is dropped: its half-trained weights saved as the end of the
-            # last epoch would train those batches twice after a resume.
-            if saved.folder and epochs_done:
-                print(f"interrupted: the checkpoint after {epochs_done} epochs in "
-                      f"{saved.folder} is kept; run the same command to resume")
-            else:
-                print("interrupted in the first epoch: nothing to keep")
-            return 130
+            return interrupted(saved, epochs_done)
         correct, _ = evaluate(session, net, test)
-        inside = args.plot_inside and inside_views(session, net, mnist.test, args.digit_index)
-    if writer:
-        writer.close()
+        inside = args.plot_inside and lenet_plots.inside_views(session, net, mnist.test,
+                                                               args.digit_index)
     print(f"test accuracy: {correct / len(test.images):.4f} ({correct}/{len(test.images)})")
     if args.plot and history:
-        plot_history(history, args.plot)
+        lenet_plots.plot_history(history, args.plot)
         print(f"saved the training curves to {args.plot}")
     if args.plot_inside:
-        plot_inside(inside, args.plot_inside)
+        lenet_plots.plot_inside(inside, args.plot_inside)
         print(f"saved conv1's kernels and the feature maps of test digit {args.digit_index} "
               f"to {args.plot_inside}")
     return 0
-
-
-# --------------------------------------------------------------------------------------------
-# Beyond the book: repeatable dropout, checkpoints that resume, TensorBoard, plots
-# --------------------------------------------------------------------------------------------
-
-def seeded_dropout(dropout_seed):
-    """tf.nn.dropout whose masks follow a fed seed, a fresh one for each layer it is called
-    for, instead of a random stream that restarts with every session: a run resumed from a
-    checkpoint then drops exactly what the uninterrupted run would have."""
-    layers = []
-
-    def dropout(x, rate):
-        layers.append(x)
-        seed = tf.stack([dropout_seed[0], dropout_seed[1] + len(layers)])
-        return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
-    return dropout
 
 
 def settings_of(args):
@@ -270,35 +252,15 @@ def save(session, net, saved, epochs_done, settings, history):
     saved.save(session, epochs_done, settings, history=history)
 
 
-def write_scalars(writer, step, values):
-    summary = tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=value)
-                                for tag, value in values.items()])
-    writer.add_summary(summary, step)
-    writer.flush()
-
-
-def plot_history(history, path):
-    from matplotlib.ticker import MaxNLocator
-
-    plt = plumbing.pyplot()
-    epochs = [entry["epoch"] for entry in history]
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axes.plot(epochs, [e["train_loss"] for e in history], "o-",
-                   label="training (with dropout)")
-    loss_axes.plot(epochs, [e["validation_loss"] for e in history], "o-", label="validation")
-    loss_axes.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
-    accuracy_axes.plot(epochs, [e["validation_accuracy"] for e in history], "o-",
-                       label="validation")
-    accuracy_axes.plot(epochs, [e["test_sample_accuracy"] for e in history], "o-",
-                       label="random test sample", alpha=0.6)
-    accuracy_axes.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
-    for axes in (loss_axes, accuracy_axes):
-        axes.legend()
-        axes.grid(alpha=0.3)
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    figure.suptitle("LeNet-5 on MNIST")
-    figure.tight_layout()
-    plumbing.save_figure(figure, path)
+def interrupted(saved, epochs_done):
+    # The epoch under way is dropped: its half-trained weights saved as the end of the last
+    # epoch would train those batches twice after a resume.
+    if saved.folder and epochs_done:
+        print(f"interrupted: the checkpoint after {epochs_done} epochs in {saved.folder} is "
+              f"kept; run the same command to resume")
+    else:
+        print("interrupted in the first epoch: nothing to keep")
+    return 130
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,11 +272,11 @@ def build_parser():
         "Train the book's LeNet-5-style CNN on MNIST (TensorFlow 2 via tf.compat.v1).")
     parser.add_argument("--data-dir", default=plumbing.native_path("data/MNIST-data"),
                         help="where the four MNIST .gz files are, or are downloaded to")
-    parser.add_argument("--epochs", type=plumbing.count(1), default=100,
+    parser.add_argument("--epochs", type=plumbing.count(1), default=EPOCHS,
                         help="total epochs (the book's 100); a rerun with more continues")
-    parser.add_argument("--batch-size", type=plumbing.count(1), default=128,
+    parser.add_argument("--batch-size", type=plumbing.count(1), default=BATCH_SIZE,
                         help="images per training step")
-    parser.add_argument("--test-size", type=plumbing.count(1), default=256,
+    parser.add_argument("--test-size", type=plumbing.count(1), default=TEST_SIZE,
                         help="random test images scored after each epoch, as in the book")
     parser.add_argument("--validation-size", type=plumbing.count(1),
                         default=mnist_data.VALIDATION_SIZE,
@@ -358,59 +320,10 @@ def check_arguments(args):
         raise plumbing.ArgumentMistake(problem)
 
 
-# --------------------------------------------------------------------------------------------
-# Inside the network (--plot-inside)
-# --------------------------------------------------------------------------------------------
-
-def inside_views(session, net, test, index):
-    """[(title, array (h, w, channels))]: the digit, conv1's kernels, and the conv1, conv2 and
-    conv3 maps the digit makes (after ReLU and pooling, without dropout)."""
-    digit = test.images[index:index + 1]
-    kernels, *maps = session.run([net.weights[0]] + net.feature_maps, {net.X: digit})
-    label = int(np.argmax(test.labels[index]))
-    views = [(f"test digit {index} (a {label})", digit[0]),
-             ("conv1 kernels " + "x".join(map(str, kernels.shape)), kernels[:, :, 0, :])]
-    for number, feature_maps in enumerate(maps, start=1):
-        views.append((f"conv{number} maps " + "x".join(map(str, feature_maps.shape[1:])),
-                      feature_maps[0]))
-    return views
-
-
-def mosaic(array, columns):
-    """Channels of (h, w, C) side by side in rows of `columns`, each scaled to 0..1, with a
-    one-pixel gap (NaN, drawn blank) between them."""
-    height, width, channels = array.shape
-    rows = -(-channels // columns)
-    tiles = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), np.nan, np.float32)
-    for channel in range(channels):
-        tile = array[:, :, channel].astype(np.float32)
-        span = tile.max() - tile.min()
-        row, column = divmod(channel, columns)
-        tiles[row * (height + 1):row * (height + 1) + height,
-              column * (width + 1):column * (width + 1) + width] = \
-            (tile - tile.min()) / span if span > 0 else 0.0
-    return tiles
-
-
-def plot_inside(views, path):
-    plt = plumbing.pyplot()
-    figure, axes = plt.subplots(1, len(views), figsize=(19, 4.2),
-                                gridspec_kw={"width_ratios": [0.6, 1, 1, 1, 1.6]})
-    for ax, (title, array) in zip(axes, views):
-        channels = array.shape[2]
-        ax.imshow(mosaic(array, 1 if channels == 1 else 8 if channels <= 64 else 16),
-                  cmap="gray" if channels == 1 else "viridis", interpolation="nearest")
-        ax.set_title(title)
-        ax.axis("off")
-    figure.suptitle("LeNet-5 inside: what conv1 learned, and what each layer makes of a digit")
-    figure.tight_layout()
-    plumbing.save_figure(figure, path)
-
-
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    return plumbing.run_reporting_errors(lambda: train(args), parser)
+    return plumbing.run_reporting_errors(lambda: run(args), parser)
 
 
 if __name__ == "__main__":

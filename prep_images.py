@@ -14,30 +14,28 @@ thinner); `--mode crop` keeps the aspect ratio and cuts the centre square. An un
 is named with its reason and the rest are still prepared (the exit code is then 1); sources are
 never modified; a rerun skips finished files. The settings are kept in OUTPUT/settings.json, and a
 rerun with other settings or other source files is refused: it would mix two splits.
+
+What the book does not have lives in book_support/: pets_data (which files are photos of cats
+and dogs, labels.csv), prepared_folder (settings.json, the checks of the folders, a killed
+run's leftovers), image_workers (the worker processes: how many, whether they fit in memory,
+progress), image_io (opening any image, naming the bad ones) and plumbing (errors, outputs).
 """
 
-import csv
-import hashlib
-import json
-import multiprocessing
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from book_support import image_io
+from book_support import image_workers
+from book_support import pets_data
 from book_support import plumbing
+from book_support import prepared_folder
 
-CLASSES = ("cat", "dog")  # alexnet_finetune.py's two outputs, in this order
 
-
-def label_of(name):
-    """What a Kaggle photo shows, from its name (cat.N.jpg, dog.N.jpg): 'cat', 'dog' or None.
-    The one rule for labelled photos; alexnet_finetune.py reads its training labels with it."""
-    name = name.lower()
-    return "cat" if "cat" in name else "dog" if "dog" in name else None
-
+# --------------------------------------------------------------------------------------------
+# The book, 数据集准备 (dataset preparation): every photo reshaped to 227x227x3
+# --------------------------------------------------------------------------------------------
 
 def jpeg_name(source):
     """cat.1.jpg stays cat.1.jpg; cat.1.png becomes cat.1.png.jpg, so it cannot take the place
@@ -74,16 +72,7 @@ def plan(source_dir, output_dir, test_count, seed, size, mode, train_count=None)
     """(jobs, test rows, files skipped): which source goes where. The split depends only on the
     file names and the seed, so a rerun picks the same files. A file not named as an image,
     or a photo whose name says neither cat nor dog, is named and left out."""
-    files = sorted(p for p in Path(source_dir).iterdir() if not p.name.startswith("."))
-    images = [p for p in files if p.suffix.lower() in image_io.IMAGE_SUFFIXES]
-    for other in sorted(set(files) - set(images)):
-        print(f"warning: skipped {other} (not an image file name)", file=sys.stderr)
-    sources = [p for p in images if label_of(p.name) is not None]
-    unlabelled = [p.name for p in images if label_of(p.name) is None]
-    if unlabelled:
-        print(f"warning: skipped {len(unlabelled)} photos named neither cat nor dog "
-              f"({', '.join(unlabelled[:5])}{', ...' if len(unlabelled) > 5 else ''})",
-              file=sys.stderr)
+    sources, skipped = pets_data.labelled_photos(source_dir)
     if sources and test_count >= len(sources):
         raise plumbing.ArgumentMistake(f"--test-count {test_count} leaves no training photos "
                                        f"({source_dir} has {len(sources)} cat and dog photos)")
@@ -100,100 +89,31 @@ def plan(source_dir, output_dir, test_count, seed, size, mode, train_count=None)
         source = sources[index]
         if position < test_count:
             target = test_dir / f"{position + 1}.jpg"
-            test_rows.append((target.name, label_of(source.name), source.name))
+            test_rows.append((target.name, pets_data.label_of(source.name), source.name))
         else:
             target = train_dir / jpeg_name(source)
         jobs.append((str(source), str(target), size, mode))
-    return jobs, test_rows, (len(files) - len(images), len(unlabelled))
-
-
-def write_test_labels(output_dir, test_rows, failed):
-    rows = [row for row in test_rows if row[2] not in failed]
-    with plumbing.atomic_output(Path(output_dir) / "testDir" / "labels.csv") as temporary:
-        with open(temporary, "w", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(["file", "label", "source"])
-            writer.writerows(rows)
-    return len(rows)
-
-
-def settings_of(args, jobs):
-    """What the split and the outputs depend on; kept as OUTPUT/settings.json."""
-    names = "\n".join(sorted(Path(job[0]).name for job in jobs))
-    names = hashlib.sha256(names.encode()).hexdigest()
-    return {"seed": args.seed, "test_count": args.test_count,
-            "train_count": args.train_count, "size": args.size,
-            "mode": args.mode, "sources": names}
-
-
-def check_or_record_settings(output_dir, settings):
-    """A rerun may only finish the same preparation: other settings (or other source files)
-    would mix old test photos with a new labels.csv and leak test photos into trainDir."""
-    record = output_dir / "settings.json"
-    if record.exists():
-        try:
-            earlier = json.loads(record.read_text())
-        except (OSError, ValueError):
-            earlier = None
-        earlier = earlier if isinstance(earlier, dict) else {}
-        changed = ["other source files" if key == "sources" else
-                   f"--{key.replace('_', '-')} {earlier.get(key)}, now {value}"
-                   for key, value in settings.items() if earlier.get(key) != value]
-        if changed:
-            raise plumbing.UserError(f"{output_dir} was prepared differently "
-                                     f"({'; '.join(changed)}); choose a new output folder, or "
-                                     f"delete that one")
-        return
-    if any((output_dir / folder).is_dir() and any((output_dir / folder).iterdir())
-           for folder in ("trainDir", "testDir")):
-        raise plumbing.UserError(f"{output_dir} already holds images that no settings.json "
-                                 f"describes; choose a new output folder")
-    with plumbing.atomic_output(record) as temporary:
-        temporary.write_text(json.dumps(settings, indent=1))
-
-
-def memory_problem(args, free):
-    """Why --workers images of --size pixels a side cannot be made at once in `free` bytes, or
-    None. Each worker holds the resized RGB image about twice (resizing, then encoding)."""
-    needed = args.workers * 2 * args.size ** 2 * 3
-    if free is not None and needed > free:
-        return (f"--size {args.size} needs about {needed / 2**30:.1f} GiB with {args.workers} "
-                f"workers and {free / 2**30:.1f} GiB are free; choose a smaller --size (the book "
-                f"used 227) or fewer --workers")
-    return None
+    return jobs, test_rows, skipped
 
 
 def prepare(args):
+    """The preparation: the split planned, each photo converted by a worker process, then
+    testDir's labels written and the counts said."""
     source_dir, output_dir = Path(args.source), Path(args.output)
-    if not source_dir.is_dir():
-        raise plumbing.UserError(f"{source_dir} is not a folder of images")
-    if output_dir.resolve() == source_dir.resolve() or source_dir.resolve() in \
-            output_dir.resolve().parents:
-        raise plumbing.UserError("the output folder must not be inside the source folder")
+    prepared_folder.refuse_unusable(source_dir, output_dir)
     problem = plumbing.folder_problem(output_dir, "output") or \
-        memory_problem(args, plumbing.available_memory_bytes())
+        image_workers.memory_problem(args, plumbing.available_memory_bytes())
     if problem:
         raise plumbing.ArgumentMistake(problem)
     jobs, test_rows, skipped = plan(source_dir, output_dir, args.test_count, args.seed,
                                     args.size, args.mode, args.train_count)
     if not jobs:
         raise plumbing.UserError(f"{source_dir} has no cat or dog photos")
-    check_or_record_settings(output_dir, settings_of(args, jobs))
-    for folder in ("trainDir", "testDir"):
-        (output_dir / folder).mkdir(parents=True, exist_ok=True)
-        for leftover in (output_dir / folder).glob(".*.*.jpg"):  # a killed run's temporaries
-            leftover.unlink()
-    failed = set()
+    prepared_folder.check_or_record_settings(output_dir, prepared_folder.settings_of(args, jobs))
+    prepared_folder.make_folders(output_dir)
     unreadable = image_io.UnreadableImages(len(jobs))
-    progress = plumbing.Progress(len(jobs), "preparing", unit=" images")
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        for source, problem in pool.imap_unordered(convert, jobs, chunksize=8):
-            if problem:
-                failed.add(Path(source).name)
-                unreadable.report(problem)
-            progress.update()
-    progress.close()
-    tests = write_test_labels(output_dir, test_rows, failed)
+    failed = image_workers.convert_all(convert, jobs, args.workers, unreadable)
+    tests = pets_data.write_test_labels(output_dir, test_rows, failed)
     print(f"prepared {len(jobs) - len(failed) - tests} training and {tests} test images "
           f"({args.size}x{args.size}, {args.mode}) in {output_dir}"
           + (f"; skipped {skipped[0]} files not named as images" if skipped[0] else "")
@@ -201,14 +121,9 @@ def prepare(args):
     return unreadable.exit_code()
 
 
-def usable_cpus():
-    """The CPUs this process may run on (a container or `taskset` may allow fewer than the
-    machine has)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
 
 def main(argv=None):
     parser = plumbing.argument_parser(
@@ -227,7 +142,7 @@ def main(argv=None):
                         help="seed of the train/test split")
     parser.add_argument("--mode", choices=("squash", "crop"), default="squash",
                         help="squash to a square as the book did, or crop the centre square")
-    parser.add_argument("--workers", type=plumbing.count(1), default=usable_cpus(),
+    parser.add_argument("--workers", type=plumbing.count(1), default=image_workers.usable_cpus(),
                         help="processes that decode and resize (default: the CPUs this "
                              "process may use)")
     args = parser.parse_args(argv)

@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import emotion_cnn  # noqa: E402  (the project root is not a package)
 import emotion_test  # noqa: E402
-from book_support import tf_setup  # noqa: E402
+from book_support import faces, tf_setup  # noqa: E402
 
 
 def frame_with_faces(images, count):
@@ -68,12 +68,12 @@ def main():
         for count in (1, 4):
             frame = frame_with_faces(Path(args.images), count)
             gray = frame[..., ::-1] @ emotion_test.LUMINANCE
-            faces = emotion_test.separate_faces(emotion_test.detect_faces_fast(cv2, gray))
-            squares = [emotion_test.square_around(face, 640, 480) for face in faces]
+            found = faces.separate_faces(faces.detect_faces_fast(cv2, gray))
+            squares = [faces.square_around(face, 640, 480) for face in found]
             batch = emotion_test.crop_faces(gray, squares)
             figures[count] = dict(
                 found=len(squares), batch=batch,
-                detect=per_frame(lambda: emotion_test.detect_faces_fast(cv2, gray), args.repeats),
+                detect=per_frame(lambda: faces.detect_faces_fast(cv2, gray), args.repeats),
                 full=per_frame(lambda: face_cascade_full(cv2, gray), args.repeats),
                 crop=per_frame(lambda: emotion_test.crop_faces(gray, squares), args.repeats),
                 batched=per_frame(lambda: session.run(y, {x: batch}), args.repeats),
@@ -112,7 +112,7 @@ def time_tta(batches, repeats):
 
 def face_cascade_full(cv2, gray):
     """The peers' detector call: the full frame, scaleFactor 1.3 (atulapra's settings)."""
-    return emotion_test.face_cascade(cv2).detectMultiScale(
+    return faces.face_cascade(cv2).detectMultiScale(
         np.clip(gray, 0, 255).astype(np.uint8), scaleFactor=1.3, minNeighbors=5)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import emotion_cnn  # noqa: E402  (the project root is not a package)
-from book_support import tf_setup  # noqa: E402
+from book_support import emotion_training_aids, emotion_vgg, tf_setup  # noqa: E402
 
 ERASE, SMOOTHING, ITERATIONS = 0.5, 0.1, 12000
 
@@ -54,28 +54,28 @@ def time_ours(faces, labels, batch_size, steps, warmup, precision):
 
 
 def keras_vgg():
-    """emotion_cnn.vgg_cnn in Keras 3 (1,755,239 parameters, as ours)."""
+    """emotion_vgg.vgg_cnn in Keras 3 (1,755,239 parameters, as ours)."""
     import keras
     from keras import layers
 
-    l2 = keras.regularizers.L2(emotion_cnn.MODELS["vgg"].regularization / 2)  # ours: l2_loss
+    l2 = keras.regularizers.L2(emotion_vgg.REGULARIZATION / 2)  # ours: l2_loss
 
     def conv_bn_relu(channels):
         return [layers.Conv2D(channels, 3, padding="same", use_bias=False,
                               kernel_initializer="he_normal", kernel_regularizer=l2),
-                layers.BatchNormalization(momentum=emotion_cnn.BATCH_NORM_DECAY, epsilon=1e-3),
+                layers.BatchNormalization(momentum=emotion_vgg.BATCH_NORM_DECAY, epsilon=1e-3),
                 layers.ReLU()]
 
     stages = []
-    for stage, channels in enumerate(emotion_cnn.VGG_CHANNELS, start=1):
+    for stage, channels in enumerate(emotion_vgg.VGG_CHANNELS, start=1):
         for _ in range(1 if stage == 1 else 2):
             stages += conv_bn_relu(channels)
         stages.append(layers.MaxPooling2D(2))
-    shift = emotion_cnn.MAX_SHIFT / 48
+    shift = emotion_training_aids.MAX_SHIFT / 48
     model = keras.Sequential([
         keras.Input((48, 48, 1)),
         layers.RandomFlip("horizontal"), layers.RandomTranslation(shift, shift),
-        layers.RandomZoom(emotion_cnn.MAX_ZOOM),
+        layers.RandomZoom(emotion_training_aids.MAX_ZOOM),
         layers.RandomErasing(factor=ERASE, scale=(0.02, 0.25), value_range=(0, 1)),
         *stages, layers.Flatten(),
         layers.Dense(256, activation="relu", kernel_initializer="he_normal",
@@ -87,7 +87,7 @@ def keras_vgg():
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True,
                                                             label_smoothing=SMOOTHING))
-    batch_norms = 2 * sum(emotion_cnn.VGG_CHANNELS) - emotion_cnn.VGG_CHANNELS[0]
+    batch_norms = 2 * sum(emotion_vgg.VGG_CHANNELS) - emotion_vgg.VGG_CHANNELS[0]
     assert model.count_params() == 1_755_239 + 2 * batch_norms, \
         model.count_params()  # Keras also counts BN's moving averages, which ours does not
     return model

@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import classify_image  # noqa: E402  (the project root is not a package)
+from book_support import inception_files  # noqa: E402
 from book_support import tf_setup  # noqa: E402
 
 GFLOP_PER_IMAGE = 2 * 5.7
@@ -75,10 +76,10 @@ def main(argv=None):
     labels = classify_image.NodeLookup.__new__(classify_image.NodeLookup)
     labels.node_lookup = {}
     with tempfile.TemporaryDirectory() as folder:
-        graph_path = Path(folder) / classify_image.GRAPH_FILE
+        graph_path = Path(folder) / inception_files.GRAPH_FILE
         graph_path.write_bytes(graph_def.SerializeToString())
         graph = classify_image.create_graph(graph_path)
-    image_data = classify_image.jpeg_bytes(args.image)
+    image_data = inception_files.jpeg_bytes(args.image)
     with tf_setup.new_session(graph) as sess:
         def ours():
             predictions, _, _ = classify_image.run_inference_on_image(sess, image_data)

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from book_support import gradcam  # noqa: E402
 from book_support import image_io  # noqa: E402
 import style_transfer  # noqa: E402
+from book_support import style_preflight  # noqa: E402
 from book_support import tf_setup  # noqa: E402
 from style_transfer_vs_torch import random_vgg19, tensorflow_problem  # noqa: E402
 
@@ -84,7 +85,7 @@ def stretched(image, size):
 
 
 def measure(params, content_image, style_image, longest, precision):
-    size = style_transfer.content_size(content_image, longest)
+    size = style_preflight.content_size(content_image, longest)
     started = time.perf_counter()
     session, problem = problem_at(params, content_image, style_image, size, precision)
     for _, _, losses in style_transfer.stylize(session, problem, 1000, "adam", 1000):
@@ -114,7 +115,7 @@ def measure(params, content_image, style_image, longest, precision):
         session.close()
     for scale, coarse_iterations in COARSE_TO_FINE:
         started = time.perf_counter()
-        coarse = style_transfer.content_size(content_image, round(longest * scale))
+        coarse = style_preflight.content_size(content_image, round(longest * scale))
         session, problem = problem_at(params, content_image, style_image, coarse, precision)
         _, image, _ = ours(session, problem, coarse_iterations)
         session.close()

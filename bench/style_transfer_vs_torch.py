@@ -24,7 +24,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from book_support import image_io  # noqa: E402
 import style_transfer  # noqa: E402
+from book_support import style_preflight  # noqa: E402
 from book_support import tf_setup  # noqa: E402
+from book_support import vgg_files  # noqa: E402
 from machine_peak import matmul_peak_gflops  # noqa: E402
 
 WIDTHS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
@@ -33,7 +35,7 @@ WIDTHS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 def random_vgg19(seed=0):
     rng = np.random.default_rng(seed)
     params, previous = {}, 3
-    for name in style_transfer.CONV_LAYERS:
+    for name in vgg_files.CONV_LAYERS:
         out = WIDTHS[int(name[4])]
         kernel = rng.standard_normal((3, 3, previous, out)) * np.sqrt(2 / (9 * previous))
         bias = rng.standard_normal(out) * 0.1  # VGG's own biases are not zero either
@@ -46,7 +48,7 @@ def convolution_gflop(size, content_layer="conv5_4"):
     """Forward convolutions up to the content layer plus their input gradients (all 16 convs
     at the defaults): 2 * 9 * in * out FLOP per pixel, twice."""
     flop, previous, side = 0, 3, size
-    for name in style_transfer.CONV_LAYERS:
+    for name in vgg_files.CONV_LAYERS:
         block = int(name[4])
         if name.endswith("_1") and block > 1:
             side = -(-side // 2)  # SAME average pooling rounds up
@@ -58,7 +60,7 @@ def convolution_gflop(size, content_layer="conv5_4"):
 
 
 def settings():
-    return style_transfer.settings_from(style_transfer.build_parser().parse_args(["--style", "x"]))
+    return style_preflight.settings_from(style_transfer.build_parser().parse_args(["--style", "x"]))
 
 
 def tensorflow_problem(params, content, style, precision, start=None):
@@ -91,7 +93,7 @@ def torch_step(params, content, style):
 
     def features(x):
         out = {}
-        for name in style_transfer.CONV_LAYERS:
+        for name in vgg_files.CONV_LAYERS:
             kernel, bias = weights[name]
             x = F.relu(F.conv2d(x, kernel, bias, padding=1))
             out[name] = x

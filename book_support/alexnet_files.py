@@ -1,9 +1,13 @@
-"""The two files the pretrained AlexNet comes as, read so that neither can run code.
+"""The files the pretrained AlexNet comes as: where they come from, and read so that none can
+run code.
 
-Holds load_weights (bvlc_alexnet.npy, a Python 2 pickle of {layer: [weights, biases]}, read by
-ArraysOnlyUnpickler, which admits NumPy arrays and nothing else, then checked layer by layer
-against AlexNet's topology) and read_class_names (caffe_classes.py parsed with `ast`, never
-executed, or a text file of one name a line).
+Holds where they come from (ALEXNET_WEIGHTS and CAFFE_CLASSES, downloaded and verified into
+DATA_DIR by weights_path and class_names_path unless the reader names a file; the book's
+sample images, found by where_given and books_sample_images), load_weights (bvlc_alexnet.npy,
+a Python 2 pickle of {layer: [weights, biases]}, read by ArraysOnlyUnpickler, which admits
+NumPy arrays and nothing else, then checked layer by layer against AlexNet's topology) and
+read_class_names (caffe_classes.py parsed with `ast`, never executed, or a text file of one
+name a line).
 """
 
 import ast
@@ -12,8 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
+from book_support import downloads
 from book_support.plumbing import UserError
 
+ALEXNET_URL = "http://www.cs.toronto.edu/~guerzhoy/tf_alexnet/"
+ALEXNET_WEIGHTS = downloads.RemoteFile(
+    "bvlc_alexnet.npy", (ALEXNET_URL + "bvlc_alexnet.npy",), 243861814,
+    sha256="1294ef51496c52f2e4879ee3b5e1da22c35d61f3240937491b4469403d5428cc")
+CAFFE_CLASSES = downloads.RemoteFile("caffe_classes.py", (ALEXNET_URL + "caffe_classes.py",),
+                                     21706, md5="29bb9d0c7128bc82500a8f83884103b7")
+DATA_DIR = Path("data/alexnet")
+SAMPLE_IMAGES = ("laska.png", "poodle.png")  # on the weights' page, ALEXNET_URL
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
 ARRAY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"),
@@ -141,3 +154,36 @@ def literal_names(node):
             and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)):
         return node.func.value.value.split(*(a.value for a in node.args))
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# Where the files are: the reader's, or downloaded; the book's two sample images
+# --------------------------------------------------------------------------------------------
+
+def weights_path(given=None):
+    """The weights file the reader named, or bvlc_alexnet.npy downloaded to DATA_DIR."""
+    return given or downloads.fetch(ALEXNET_WEIGHTS, DATA_DIR)
+
+
+def class_names_path(given=None):
+    """The class names file the reader named, or caffe_classes.py downloaded to DATA_DIR."""
+    return given or downloads.fetch(CAFFE_CLASSES, DATA_DIR)
+
+
+def where_given(path):
+    """The image as given, or, for a bare name such as laska.png that is not here, the one in
+    DATA_DIR, where data/README.md puts the book's images."""
+    if not Path(path).exists() and (DATA_DIR / path).exists():
+        return str(DATA_DIR / path)
+    return path
+
+
+def books_sample_images():
+    """laska.png and poodle.png, here (as the book ran) or in data/alexnet/. No checksum of
+    them is published, so they are not downloaded: data/README.md says where they come from."""
+    for folder in (Path("."), DATA_DIR):
+        found = [folder / name for name in SAMPLE_IMAGES if (folder / name).exists()]
+        if found:
+            return [str(path) for path in found]
+    raise UserError(f"no images given, and the book's {' and '.join(SAMPLE_IMAGES)} "
+                    f"are neither here nor in {DATA_DIR} (get them from {ALEXNET_URL})")

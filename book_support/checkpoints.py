@@ -9,8 +9,11 @@ alexnet_finetune.py's --checkpoint-dir, emotion_cnn.py's --logs-dir). It holds:
     is, where the script can tell) or that cannot be read;
   * save: the model with its step, and beside it a record (run.json) of the settings the run
     was made with and what else the script needs to resume, such as LeNet's history;
-  * preferred_folder: FOLDER/best, where early stopping keeps the best checkpoint, when there
-    is one;
+    update_record changes one entry of it between saves (emotion_cnn.py's early stopping
+    keeps its count there), and a save keeps the entries it does not restate: one record per
+    folder;
+  * preferred_folder: FOLDER/best, where early stopping keeps the best checkpoint (its files
+    only: the count is in FOLDER's record), when there is one;
   * start: before any work, hold the folder (lock: a second run at once is refused), refuse a
     rerun whose settings differ from the recorded ones, naming each (a longer run of the same
     settings continues), or clear the folder for --restart; owns: whether a path is one of a
@@ -45,11 +48,13 @@ class CheckpointFolder:
     """`folder` (None for a dry run: nothing read, nothing written), the graph's `saver`, and
     the command-line `option` that names the folder, for messages. `identify`, if given, maps
     a checkpoint that does not fit, and its variable names, to a sentence saying what it is
-    (or None)."""
+    (or None). `recorded=False` saves the model alone, without run.json (best/: the run's
+    record is its parent folder's)."""
 
-    def __init__(self, folder, saver, option, identify=None):
+    def __init__(self, folder, saver, option, identify=None, recorded=True):
         self.folder = Path(folder) if folder else None
         self.saver, self.option, self.identify = saver, option, identify
+        self.recorded = recorded
 
     def newest(self):
         """The newest checkpoint's path prefix, or None when the folder holds none."""
@@ -126,20 +131,21 @@ class CheckpointFolder:
 
     def save(self, session, step, settings=None, **state):
         """Save the model as model.ckpt-STEP, with the record of `settings` and `state`
-        beside it; returns the checkpoint's path (None for a dry run)."""
+        beside it (and the last record's other entries, kept); returns the checkpoint's path
+        (None for a dry run)."""
         if self.folder is None:
             return None
         self.folder.mkdir(parents=True, exist_ok=True)
         record, kept = self.folder / RECORD_NAME, self.folder / (RECORD_NAME + ".kept")
         kept.unlink(missing_ok=True)
-        if record.exists():  # the last save's record, back in place if this one fails
+        if self.recorded and record.exists():  # the last save's record, back if this one fails
             try:
                 os.link(record, kept)  # no space needed, even on a full disk
             except OSError:  # a file system without hard links
                 shutil.copyfile(record, kept)
         try:
-            with plumbing.atomic_output(record) as temporary:
-                temporary.write_text(json.dumps({"settings": settings, **state}, indent=1))
+            if self.recorded:
+                self._write_record({**self._entries_kept(), "settings": settings, **state})
             path = self.saver.save(session, str(self.folder / "model.ckpt"), global_step=step)
         except Exception as error:
             last = self._undo_save(step, kept, record)
@@ -166,9 +172,27 @@ class CheckpointFolder:
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         if kept.exists():
             os.replace(kept, record)
-        else:
+        elif self.recorded:
             record.unlink(missing_ok=True)
         return newest
+
+    def update_record(self, **entries):
+        """Set `entries` in the record the last save wrote, keeping the rest; atomic, so a
+        crash leaves the record as it was. Nothing for a dry run."""
+        if self.folder is not None:
+            self._write_record({**self.record(), **entries})
+
+    def _write_record(self, record):
+        with plumbing.atomic_output(self.folder / RECORD_NAME) as temporary:
+            temporary.write_text(json.dumps(record, indent=1))
+
+    def _entries_kept(self):
+        """The last record's entries, which a save keeps unless it restates them (early
+        stopping's count, say, which its own runs write and a run without it leaves alone)."""
+        try:
+            return self.record()
+        except plumbing.UserError:  # unreadable: start() refused it before any work
+            return {}
 
     def record(self):
         """What the last save recorded: {"settings": ..., and the script's state}, or {}."""
@@ -235,5 +259,5 @@ def owns(folder, path):
     path, folder = Path(path).resolve(), Path(folder).resolve()
     inside = path.parent in (folder, folder / BEST)
     return inside and (path.name in ("checkpoint", RECORD_NAME, RECORD_NAME + ".kept",
-                                     "validation.json", LOCK_NAME)
+                                     LOCK_NAME)
                        or path.name.startswith("model.ckpt"))

@@ -3,7 +3,8 @@
 Model code a reader may want to read beside the chapter: grad_cam builds the heatmap as graph
 ops, so it comes out of the same run as the prediction; draw_cam and save_cam_figure lay it
 over the picture; class_index and add_cam_arguments give the scripts that draw it (AlexNet,
-Inception, the emotion CNN) the same --cam and --cam-class options.
+Inception, the emotion CNN) the same --cam and --cam-class options; CamOption wires them
+around a script that classifies a batch (AlexNet): checked first, one titled figure per image.
 """
 
 from pathlib import Path
@@ -100,3 +101,32 @@ def cam_paths(folder, images, overwrite):
             raise plumbing.ArgumentMistake(problem)
         paths[image], taken[path] = path, image
     return paths
+
+
+class CamOption:
+    """--cam and --cam-class for a script that classifies a batch of images, as the scripts
+    wire them around the book's path: made before any work (so that the --cam paths are
+    checked first), then `choose_class` once the class names are read, then `save` after the
+    predictions are printed. `wanted` says whether the graph needs the Grad-CAM ops; `index` is
+    the class --cam-class named (None: each image's top class)."""
+
+    def __init__(self, args, images):
+        self.paths = cam_paths(args.cam, images, args.overwrite)
+        self.wanted, self.named, self.index = bool(self.paths), args.cam_class, None
+
+    def choose_class(self, class_names):
+        if self.named is not None:
+            self.index = class_index(class_names, self.named)
+
+    def save(self, images, pictures, probabilities, cams, class_names):
+        """One titled figure per image (its shown class and that class's score), each said in
+        one line; `pictures` are the RGB images the network was given."""
+        import numpy as np
+
+        if not self.paths:
+            return
+        for image, picture, scores, cam in zip(images, pictures, probabilities, cams):
+            shown = self.index if self.index is not None else int(np.argmax(scores))
+            name = class_names[shown][:40]
+            save_cam_figure(picture, cam, f"{name} {scores[shown]:.1%}", self.paths[image])
+            print(f"saved where the network looked for {name!r} to {self.paths[image]}")

@@ -93,6 +93,21 @@ def make_deterministic(seed):
     tf.config.experimental.enable_op_determinism()
 
 
+def seeded_dropout(dropout_seed):
+    """tf.nn.dropout whose masks follow a fed seed (an int64 [2] tensor), a fresh one for each
+    layer it is called for, instead of a random stream that restarts with every session: a run
+    resumed from a checkpoint then drops exactly what the uninterrupted run would have."""
+    import tensorflow.compat.v1 as tf
+
+    layers = []
+
+    def dropout(x, rate):
+        layers.append(x)
+        seed = tf.stack([dropout_seed[0], dropout_seed[1] + len(layers)])
+        return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
+    return dropout
+
+
 def load_variable(session, variable, value):
     """Set a variable of `session`'s graph to a NumPy value by feeding its initializer: no new
     op, so it works on a finalized graph, and it works outside `with session:` too (where
@@ -132,38 +147,3 @@ def count_weights(variables):
     import numpy as np
 
     return sum(int(np.prod(variable.get_shape().as_list())) for variable in variables)
-
-
-# Ops that only compute on tensors: no files, processes, network or Python. A graph file from
-# outside (a .meta, a frozen .pb) runs only if its ops are these or ones its script names.
-TENSOR_MATH_OPS = frozenset("""
-    Abs Add AddN AddV2 All Any ArgMax ArgMin AvgPool BatchMatMulV2 BiasAdd BroadcastArgs
-    BroadcastGradientArgs BroadcastTo Cast Ceil CheckNumerics Concat ConcatOffset ConcatV2 Const
-    Conv2D Cos Cumsum Div DivNoNan DynamicStitch Elu Equal Exp ExpandDims Fill Floor FloorDiv
-    FloorMod FusedBatchNorm FusedBatchNormV2 FusedBatchNormV3 GatherV2 Greater GreaterEqual
-    Identity IdentityN L2Loss LeakyRelu Less LessEqual Log LogSoftmax LogicalAnd LogicalNot
-    LogicalOr MatMul Max MaxPool MaxPoolV2 Maximum Mean Merge Min Minimum Mul Neg NoOp NotEqual
-    OneHot Pack Pad PadV2 Placeholder PlaceholderWithDefault Pow PreventGradient Prod Range Rank
-    RealDiv Reciprocal Relu Relu6 Reshape ResizeBilinear Rsqrt Select SelectV2 Shape ShapeN
-    Sigmoid Sign Sin Size Slice Snapshot Softmax SoftmaxCrossEntropyWithLogits
-    SparseSoftmaxCrossEntropyWithLogits Split SplitV Sqrt Square SquaredDifference Squeeze
-    StopGradient StridedSlice Sub Sum Switch Tanh Tile Transpose Unpack ZerosLike
-    """.split())
-
-
-def op_types(graph_def):
-    """Every op type in a GraphDef, the bodies of its functions (a tf.cond's branches) too."""
-    types = {node.op for node in graph_def.node}
-    for function in graph_def.library.function:
-        types.update(node.op for node in function.node_def)
-    return types
-
-
-def refuse_unexpected_ops(graph_def, allowed, path, network):
-    """One line instead of running a graph that holds an op `network` never uses: a crafted
-    graph file could write files or start processes the moment its output is run."""
-    unexpected = sorted(op_types(graph_def) - allowed)
-    if unexpected:
-        from book_support.plumbing import UserError
-        raise UserError(f"{path} is refused: it holds ops {network} never uses "
-                        f"({', '.join(unexpected[:6])}); only run graph files you trust")

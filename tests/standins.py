@@ -133,7 +133,8 @@ def numpy_inception(weights, rgb):
     resize keeps it uniform, so every VALID conv output equals the centre one."""
     x = (np.asarray(rgb, np.float64) - 128.0) / 128.0
     conv = np.einsum("hwc,hwcd->d", np.broadcast_to(x, (3, 3, 3)), weights["conv/conv2d_params"])
-    mean, variance = weights["conv/batchnorm/moving_mean"], weights["conv/batchnorm/moving_variance"]
+    mean = weights["conv/batchnorm/moving_mean"]
+    variance = weights["conv/batchnorm/moving_variance"]
     normalised = (conv - mean) / np.sqrt(variance + 0.001) * weights["conv/batchnorm/gamma"] \
         + weights["conv/batchnorm/beta"]
     pooled = np.maximum(normalised, 0)

@@ -10,6 +10,7 @@ from PIL import Image
 from book_support import alexnet_files
 import alexnet_finetune
 import alexnet_forward
+from book_support import pets_data
 from book_support import tf_setup
 from conftest import PROJECT, ctrl_c_when, posix_only, run_script, start_script
 from tests.standins import alexnet_weights, write_py2_alexnet_npy
@@ -50,7 +51,7 @@ def test_only_the_train_layers_change(pets):
     assert names == ["fc7/biases", "fc7/weights", "fc8b", "fc8w"]
     files = sorted((pets / "trainDir").iterdir())[:8]
     feed = {net.x: alexnet_finetune.load_batch(files),
-            net.y: alexnet_finetune.one_hot(np.array([alexnet_finetune.class_of(f.name)
+            net.y: alexnet_finetune.one_hot(np.array([pets_data.class_of(f.name)
                                                        for f in files])),
             net.keep_prob: alexnet_finetune.KEEP_PROB}
     with tf_setup.new_session(net.graph) as sess:

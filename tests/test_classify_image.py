@@ -12,6 +12,8 @@ from PIL import Image
 import classify_image
 from book_support import downloads
 from book_support import gradcam
+from book_support import inception_cam
+from book_support import inception_files
 from book_support import tf_setup
 from conftest import PROJECT, run_script
 from tests.standins import (DEFAULT_LABELS, inception_graph_def, numpy_inception,
@@ -33,8 +35,8 @@ def classify(*args):
 
 
 def test_labels_are_read_in_the_tutorials_layout(model_dir):
-    lookup = classify_image.NodeLookup(model_dir / classify_image.LABEL_MAP_FILE,
-                                       model_dir / classify_image.SYNSET_FILE)
+    lookup = classify_image.NodeLookup(model_dir / inception_files.LABEL_MAP_FILE,
+                                       model_dir / inception_files.SYNSET_FILE)
     assert lookup.id_to_string(449) == "tench, Tinca tinca"
     assert lookup.id_to_string(169) == PANDA
     assert lookup.id_to_string(0) == "unknown (id 0)"
@@ -45,19 +47,19 @@ def test_labels_are_read_in_the_tutorials_layout(model_dir):
                                                     ("\r\n", False)])
 def test_labels_survive_crlf_and_a_missing_final_newline(tmp_path, newline, final_newline):
     write_inception_files(tmp_path, newline=newline, final_newline=final_newline)
-    lookup = classify_image.NodeLookup(tmp_path / classify_image.LABEL_MAP_FILE,
-                                       tmp_path / classify_image.SYNSET_FILE)
+    lookup = classify_image.NodeLookup(tmp_path / inception_files.LABEL_MAP_FILE,
+                                       tmp_path / inception_files.SYNSET_FILE)
     assert lookup.id_to_string(449) == "tench, Tinca tinca"
     assert lookup.id_to_string(1) == "kit fox, Vulpes macrotis"
 
 
 def test_labels_survive_blank_lines(tmp_path):
     write_inception_files(tmp_path)
-    for name in (classify_image.LABEL_MAP_FILE, classify_image.SYNSET_FILE):
+    for name in (inception_files.LABEL_MAP_FILE, inception_files.SYNSET_FILE):
         path = tmp_path / name
         path.write_text("\n\n" + path.read_text().replace("\n", "\n\n"))
-    lookup = classify_image.NodeLookup(tmp_path / classify_image.LABEL_MAP_FILE,
-                                       tmp_path / classify_image.SYNSET_FILE)
+    lookup = classify_image.NodeLookup(tmp_path / inception_files.LABEL_MAP_FILE,
+                                       tmp_path / inception_files.SYNSET_FILE)
     assert lookup.id_to_string(450) == "goldfish, Carassius auratus"
 
 
@@ -115,7 +117,7 @@ def image_of_kind(tmp_path, kind):
                                   "rgba.png", "p.gif", "rotated.jpg", "jpg"])
 def test_every_image_kind_becomes_a_jpeg_the_graph_decodes(tmp_path, model_dir, kind):
     path = image_of_kind(tmp_path, kind)
-    data = classify_image.jpeg_bytes(path)
+    data = inception_files.jpeg_bytes(path)
     with Image.open(io.BytesIO(data)) as decoded:
         assert decoded.format == "JPEG" and decoded.mode in ("RGB", "L")
         assert decoded.size == ((30, 40) if kind == "rotated.jpg" else (40, 30))
@@ -155,7 +157,7 @@ def serve_tarball(tmp_path, file_server, monkeypatch):
     write_inception_files(members)
     tarball = pack_inception_tarball(members, tmp_path / "inception.tgz")
     file_server.files["/inception.tgz"] = tarball.read_bytes()
-    monkeypatch.setattr(classify_image, "INCEPTION_TARBALL", downloads.RemoteFile(
+    monkeypatch.setattr(inception_files, "INCEPTION_TARBALL", downloads.RemoteFile(
         "inception-2015-12-05.tgz", (file_server.url("/inception.tgz"),),
         size=tarball.stat().st_size))
     pin_members_of(members, monkeypatch)
@@ -164,10 +166,10 @@ def serve_tarball(tmp_path, file_server, monkeypatch):
 
 def pin_members_of(members, monkeypatch):
     """Pin the stand-in's graph and label map, as the real ones are pinned."""
-    monkeypatch.setattr(classify_image, "PINNED_MEMBERS", tuple(
+    monkeypatch.setattr(inception_files, "PINNED_MEMBERS", tuple(
         downloads.RemoteFile(name, (), (members / name).stat().st_size,
                             md5=hashlib.md5((members / name).read_bytes()).hexdigest())
-        for name in (classify_image.GRAPH_FILE, classify_image.LABEL_MAP_FILE)))
+        for name in (inception_files.GRAPH_FILE, inception_files.LABEL_MAP_FILE)))
 
 
 def test_without_the_real_graph_the_real_pins_refuse_the_tarball(tmp_path, capsys):
@@ -180,13 +182,13 @@ def test_without_the_real_graph_the_real_pins_refuse_the_tarball(tmp_path, capsy
     pack_inception_tarball(members, model / "inception-2015-12-05.tgz")
     assert classify_image.main(["--model_dir", str(model)]) == 1
     err = capsys.readouterr().err
-    assert f"holds a {classify_image.GRAPH_FILE} of" in err and "is not the 2015 graph" in err
+    assert f"holds a {inception_files.GRAPH_FILE} of" in err and "is not the 2015 graph" in err
     assert [p.name for p in model.iterdir()] == ["inception-2015-12-05.tgz"]
 
 
 def test_data_readme_gives_the_pins_in_force():
     readme = (PROJECT / "data" / "README.md").read_text()
-    for member in classify_image.PINNED_MEMBERS:
+    for member in inception_files.PINNED_MEMBERS:
         assert f"{member.size:,} | md5 `{member.md5}`" in readme, member.name
 
 
@@ -195,7 +197,7 @@ def test_a_tarball_whose_graph_is_not_the_pinned_one_is_refused_and_nothing_kept
     members = tmp_path / "members"
     write_inception_files(members)
     pin_members_of(members, monkeypatch)
-    (members / classify_image.GRAPH_FILE).write_bytes(
+    (members / inception_files.GRAPH_FILE).write_bytes(
         inception_graph_def(seed=5)[0].SerializeToString())  # a graph, but another one
     model = tmp_path / "model"
     model.mkdir()
@@ -217,7 +219,7 @@ def test_an_extraction_cut_short_leaves_nothing_a_rerun_would_trust(tmp_path, mo
     real_extract = downloads.extract_archive
 
     def cut(archive, directory, *sizes):
-        (Path(directory) / classify_image.GRAPH_FILE).write_bytes(b"half a gra")
+        (Path(directory) / inception_files.GRAPH_FILE).write_bytes(b"half a gra")
         raise KeyboardInterrupt  # Ctrl-C, a crash or a full disk half-way
 
     monkeypatch.setattr(downloads, "extract_archive", cut)
@@ -319,14 +321,14 @@ def red_patch_photo(path, box, size=(320, 240)):
 
 def heat_of(session, graph, cam, path):
     _, _, heatmap = classify_image.run_inference_on_image(
-        session, classify_image.jpeg_bytes(path), cam)
+        session, inception_files.jpeg_bytes(path), cam)
     return gradcam.upsampled(heatmap, Image.open(path).size)
 
 
 def test_the_heatmap_lies_where_the_evidence_is_and_follows_it(tmp_path):
     model = red_detector_model(tmp_path / "model")
-    graph = classify_image.create_graph(model / classify_image.GRAPH_FILE)
-    cam = (*classify_image.add_grad_cam(graph), None)
+    graph = classify_image.create_graph(model / inception_files.GRAPH_FILE)
+    cam = (*inception_cam.add_grad_cam(graph), None)
     boxes = {"top left": (30, 20, 110, 90), "bottom right": (210, 150, 290, 220)}
     with tf_setup.new_session(graph) as session:
         heats = {where: heat_of(session, graph, cam,

@@ -13,7 +13,7 @@ from conftest import PROJECT, run_script, write_book_layout
 import emotion_cnn
 import emotion_test
 import EmotionUtils
-from book_support import tf_setup
+from book_support import emotion_report, tf_setup
 
 
 def faces_and_labels(count, seed):
@@ -161,7 +161,7 @@ def test_early_stopping_stops_when_the_validation_loss_turns_up(stopped_early):
     best = int(np.argmin(losses))
     assert losses[-1] > losses[best] and len(losses) == best + 1 + 3  # patience 3, then stop
     assert f"the best was {losses[best]:.6f} at step {best * 5}" in result.stdout
-    record = json.loads((root / "logs" / "best" / "validation.json").read_text())
+    record = json.loads((root / "logs" / "run.json").read_text())["early_stopping"]
     assert record["best_step"] == best * 5 and record["since_best"] == 3
 
 
@@ -195,7 +195,7 @@ def test_a_rerun_after_an_early_stop_trains_nothing(stopped_early):
 def test_precision_and_recall_per_class():
     matrix = np.zeros((7, 7), np.int64)
     matrix[0, 0], matrix[0, 3], matrix[3, 3], matrix[1, 3] = 3, 1, 4, 2
-    precision, recall = emotion_cnn.precision_and_recall(matrix)
+    precision, recall = emotion_report.precision_and_recall(matrix)
     assert precision[0] == 1 and recall[0] == 0.75
     assert precision[3] == pytest.approx(4 / 7) and recall[3] == 1
     assert recall[1] == 0 and np.isnan(precision[1])  # never predicted: no precision to give

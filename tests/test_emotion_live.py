@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import emotion_test
+from book_support import faces, live_video
 from conftest import posix_only
 
 cv2 = pytest.importorskip("cv2", reason="--video needs opencv-python-headless "
@@ -50,7 +51,7 @@ def detector(monkeypatch):
     def detect(cv2, gray):
         calls.append(gray.shape)
         return bright_squares(cv2, gray)
-    monkeypatch.setattr(emotion_test, "detect_faces", detect)
+    monkeypatch.setattr(faces, "detect_faces", detect)
     return calls
 
 
@@ -91,7 +92,7 @@ def test_every_reads_the_faces_on_every_nth_frame_only(logs, tmp_path, detector,
 
 
 def test_a_face_keeps_its_number_and_its_label_does_not_flicker():
-    tracks = emotion_test.FaceTracks()
+    tracks = live_video.FaceTracks()
     happy, sad = np.eye(7)[3], np.eye(7)[4]
     labels = []
     for step in range(12):
@@ -105,9 +106,9 @@ def test_a_face_keeps_its_number_and_its_label_does_not_flicker():
 
 
 def test_a_face_not_seen_for_a_while_is_forgotten():
-    tracks = emotion_test.FaceTracks()
+    tracks = live_video.FaceTracks()
     tracks.update([(10, 10, 50)], [np.eye(7)[0]])
-    for _ in range(emotion_test.LOST_AFTER + 1):
+    for _ in range(live_video.LOST_AFTER + 1):
         tracks.update([], [])
     assert tracks.faces == []
     tracks.update([(10, 10, 50)], [np.eye(7)[0]])
@@ -127,7 +128,7 @@ def test_frames_that_fail_to_decode_mid_video_are_skipped_and_counted():
             ok = self.index <= 8 and self.index - 1 not in (3, 4)
             return ok, (np.zeros((4, 4, 3), np.uint8) if ok else None)
     counted = {"bad": 0}
-    indices = [index for index, _ in emotion_test.frames_of(Capture(), counted)]
+    indices = [index for index, _ in live_video.frames_of(Capture(), counted)]
     assert indices == [0, 1, 2, 5, 6, 7] and counted["bad"] == 2
 
 
@@ -141,7 +142,7 @@ def test_ctrl_c_ends_the_video_cleanly_and_it_plays(logs, tmp_path, monkeypatch,
         if len(seen) == 10:
             os.kill(os.getpid(), signal.SIGINT)  # as a reader's Ctrl-C
         return bright_squares(cv2, gray)
-    monkeypatch.setattr(emotion_test, "detect_faces", detect_then_interrupt)
+    monkeypatch.setattr(faces, "detect_faces", detect_then_interrupt)
     # A CI job may start with SIGINT ignored; a reader's terminal delivers it.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     output = tmp_path / "stopped.avi"
@@ -179,8 +180,8 @@ def test_a_source_that_cannot_be_read_is_one_line(logs, tmp_path, capsys, args, 
 
 
 def test_without_a_display_the_reader_is_told_there_is_no_window(monkeypatch, capsys):
-    monkeypatch.setattr(emotion_test.sys, "platform", "linux")
+    monkeypatch.setattr(live_video.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert emotion_test.open_window(cv2, "emotions") is None
+    assert live_video.open_window(cv2, "emotions") is None
     assert "no live window: no display here" in capsys.readouterr().out

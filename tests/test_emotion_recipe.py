@@ -10,8 +10,7 @@ from conftest import PROJECT, cpu_has_bfloat16, run_script
 
 import emotion_cnn
 import emotion_test
-import EmotionUtils
-from book_support import tf_setup
+from book_support import emotion_training_aids, emotion_tta, emotion_vgg, tf_setup
 
 
 def faces_and_labels(count, seed):
@@ -37,8 +36,8 @@ def erasing():
     with graph.as_default():
         faces = tf.placeholder(tf.float32, [None, 48, 48, 1])
         seed = tf.placeholder(tf.int64, [2])
-        always = emotion_cnn.erased(faces, seed, 1.0)
-        half = emotion_cnn.erased(faces, seed, 0.5)
+        always = emotion_training_aids.erased(faces, seed, 1.0)
+        half = emotion_training_aids.erased(faces, seed, 0.5)
     with tf_setup.new_session(graph) as session:
         yield lambda batch, output, key=(1, 2): session.run(
             output, {faces: batch, seed: key}), always, half
@@ -87,7 +86,7 @@ def test_erasing_is_part_of_training_augmentation_only():
 def test_label_smoothing_trains_towards_smoothed_targets_and_validates_on_plain_ones():
     net = emotion_cnn.build_training_graph(seed=1, model="vgg", label_smoothing=0.1)
     faces, labels = faces_and_labels(16, 4)
-    regularization = emotion_cnn.MODELS["vgg"].regularization
+    regularization = emotion_vgg.REGULARIZATION
     with tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
         plain_feed = {net.input_dataset: faces, net.input_labels: labels}
@@ -208,7 +207,7 @@ def test_mirror_averaged_is_the_mean_of_the_face_and_its_mirror_from_one_batch()
         batches.append(len(batch))
         return batch.reshape(len(batch), -1)[:, :7] * 3
 
-    averaged = EmotionUtils.mirror_averaged(scores_of, faces)
+    averaged = emotion_tta.mirror_averaged(scores_of, faces)
     expected = (scores_of(faces) + scores_of(faces[:, :, ::-1])) / 2
     np.testing.assert_allclose(averaged, expected, rtol=1e-6)
     assert batches[0] == 10  # one run for both halves
@@ -233,7 +232,7 @@ def test_tta_in_mode_test_equals_the_mean_of_the_two_passes(vgg_session):
         return session.run(net.output_pred, {net.input_dataset: batch})
 
     mean = (probabilities(faces) + probabilities(faces[:, :, ::-1])) / 2
-    loss, predicted = emotion_cnn.evaluate_with_mirror(session, net, faces, labels)
+    loss, predicted = emotion_tta.evaluate_with_mirror(session, net, faces, labels)
     np.testing.assert_array_equal(predicted, np.argmax(mean, axis=1))
     right = mean[np.arange(700), np.argmax(labels, axis=1)]
     assert loss == pytest.approx(-np.mean(np.log(right)), rel=1e-5)

@@ -8,7 +8,8 @@ from PIL import Image
 
 import emotion_cnn
 import emotion_test
-from book_support import tf_setup
+from book_support import emotion_figure, faces, tf_setup
+from book_support import emotion_report
 from conftest import PROJECT, ctrl_c_when, posix_only, run_script, start_script, write_book_layout
 
 SEVEN_LINES = re.compile(r"^(anger|disgust|fear|happy|sad|surprise|neutral) = ([0-9.]+)%$",
@@ -68,7 +69,7 @@ def test_books_batches_cover_the_training_set():
 
 def test_confusion_matrix_counts_true_against_predicted():
     labels = np.eye(7)[[0, 0, 3, 3, 3]]
-    matrix = emotion_cnn.confusion_matrix(np.array([0, 3, 3, 3, 1]), labels)
+    matrix = emotion_report.confusion_matrix(np.array([0, 3, 3, 3, 1]), labels)
     assert matrix[0, 0] == 1 and matrix[0, 3] == 1 and matrix[3, 3] == 2 and matrix[3, 1] == 1
     assert matrix.sum() == 5
 
@@ -289,7 +290,7 @@ def test_a_checkpoint_without_its_data_file_is_one_line(tmp_path, capsys):
 def test_without_opencv_the_centre_square_is_used(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
-    squares, descriptions = emotion_test.find_faces(np.zeros((40, 60)))
+    squares, descriptions = faces.find_faces(np.zeros((40, 60)))
     assert squares == [(10, 0, 40)]
     assert "no face detector" in descriptions[0]
 
@@ -301,10 +302,10 @@ def test_grad_cam_looks_at_h_pool2_and_comes_from_the_prediction_run(book_traine
     graph = tf.Graph()
     with graph.as_default(), tf_setup.new_session(graph) as session:
         x, y_conv = emotion_test.restore(session, checkpoint)
-        assert emotion_test.last_feature_maps(y_conv).shape.as_list() == [None, 12, 12, 64]
-        heatmap = emotion_test.add_grad_cam(y_conv)
+        assert emotion_figure.last_feature_maps(y_conv).shape.as_list() == [None, 12, 12, 64]
+        heatmap = emotion_figure.add_grad_cam(y_conv)
         face = np.random.default_rng(0).random((1, 48, 48, 1)).astype(np.float32)
-        scores, cam = emotion_test.probabilities_and_cam(session, x, y_conv, heatmap, face)
+        scores, cam = emotion_figure.probabilities_and_cam(session, x, y_conv, heatmap, face)
         np.testing.assert_allclose(scores, emotion_test.probabilities(session, x, y_conv, face),
                                    rtol=1e-6)
     assert cam.shape == (12, 12) and 0 <= cam.min() and cam.max() <= 1
@@ -317,7 +318,7 @@ def test_every_face_in_a_photo_gets_its_lines_and_a_box_from_one_run(book_traine
     Image.new("RGB", (120, 60), (90, 90, 90)).save(tmp_path / "group.png")
     # Stand-in faces cannot fool OpenCV's cascade, so the detector is given its boxes; the
     # third lies inside the first, as the cascade's second finds do, and is dropped.
-    monkeypatch.setattr(emotion_test, "detect_faces",
+    monkeypatch.setattr(faces, "detect_faces",
                         lambda cv2, gray: [(70, 12, 28, 28), (10, 10, 30, 30), (14, 14, 12, 12)])
     batches, real_session = [], tf_setup.new_session
 

@@ -9,6 +9,7 @@ import pytest
 import EmotionUtils
 from conftest import (face_set, pixel_string, write_book_layout, write_face_csv,
                       write_fer_layout)
+from book_support import emotion_cache
 from book_support.plumbing import UserError
 
 
@@ -137,7 +138,7 @@ def test_missing_data_names_what_to_put_where(tmp_path):
 def test_the_cache_is_reused_and_rebuilt_when_a_csv_changes(tmp_path, monkeypatch):
     write_book_layout(tmp_path)
     first = EmotionUtils.read_data(tmp_path, verbose=False)
-    assert (tmp_path / EmotionUtils.CACHE_NAME).exists()
+    assert (tmp_path / emotion_cache.CACHE_NAME).exists()
     real_reader = EmotionUtils.read_face_csv
 
     def no_parsing(*args, **kwargs):
@@ -166,19 +167,19 @@ class Planted:
 def test_a_planted_pickle_is_never_loaded(tmp_path):
     write_book_layout(tmp_path)
     marker = tmp_path / "pickle-was-loaded"
-    for name in (EmotionUtils.CACHE_NAME, "EmotionDetectorData.pickle"):
+    for name in (emotion_cache.CACHE_NAME, "EmotionDetectorData.pickle"):
         with open(tmp_path / name, "wb") as stream:
             pickle.dump({"train_images": Planted(str(marker))}, stream)
     data = EmotionUtils.read_data(tmp_path, verbose=False)
     assert not marker.exists()
     assert data.train_images.shape == (180, 48, 48, 1)
-    with np.load(tmp_path / EmotionUtils.CACHE_NAME, allow_pickle=False) as cache:
+    with np.load(tmp_path / emotion_cache.CACHE_NAME, allow_pickle=False) as cache:
         assert "train_pixels" in cache.files  # replaced by a real cache
 
 
 def test_a_cache_that_cannot_be_written_only_warns(tmp_path, capsys):
     write_book_layout(tmp_path)
-    (tmp_path / EmotionUtils.CACHE_NAME).mkdir()  # unwritable for any user, root included
+    (tmp_path / emotion_cache.CACHE_NAME).mkdir()  # unwritable for any user, root included
     data = EmotionUtils.read_data(tmp_path, verbose=False)
     assert len(data.train_images) == 180
     assert "could not write the cache" in capsys.readouterr().err
@@ -210,7 +211,7 @@ def test_show_data_prints_the_books_shapes_and_saves_the_first_image(tmp_path, c
 def test_a_truncated_cache_is_rebuilt(tmp_path, capsys):
     write_book_layout(tmp_path, train_count=40, test_count=10)
     EmotionUtils.read_data(tmp_path)
-    cache = tmp_path / EmotionUtils.CACHE_NAME
+    cache = tmp_path / emotion_cache.CACHE_NAME
     cache.write_bytes(cache.read_bytes()[:200])  # a copy cut short, or a full disk
     data = EmotionUtils.read_data(tmp_path)
     assert len(data.train_images) + len(data.valid_images) == 40

@@ -171,15 +171,19 @@ def test_fer2013_without_publictest_rows_is_one_line_in_test_mode(tmp_path, caps
 
 
 def test_a_damaged_early_stopping_record_is_one_line(tmp_path):
+    import json
     from conftest import write_book_layout
     data = write_book_layout(tmp_path / "data", train_count=60, test_count=10)
     common = ("--data-dir", data, "--logs-dir", tmp_path / "logs", "--batch-size", "8",
               "--patience", "3", "--eval-every", "5")
     assert run_script(PROJECT / "emotion_cnn.py", *common, "--iterations", "6").returncode == 0
-    (tmp_path / "logs" / "best" / "validation.json").write_text('{"best_loss": ')
+    record = tmp_path / "logs" / "run.json"
+    entries = json.loads(record.read_text())
+    entries["early_stopping"]["best_loss"] = "low"  # a value of the wrong kind
+    record.write_text(json.dumps(entries))
     result = run_script(PROJECT / "emotion_cnn.py", *common, "--iterations", "12")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "validation.json cannot be read" in result.stderr
+    assert "run.json cannot be read" in result.stderr
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,8 +317,7 @@ def test_emotion_test_refuses_a_graph_whose_output_writes_a_file(tmp_path, capsy
                                            "cosine", "--patience", "1"]])
 def test_every_graph_emotion_cnn_saves_passes_emotion_tests_op_check(tmp_path, extras):
     import emotion_cnn
-    import emotion_test
-    from book_support import tf_setup
+    from book_support import graph_checks
     from conftest import write_book_layout
     faces = write_book_layout(tmp_path / "faces", train_count=40, test_count=10)
     assert emotion_cnn.main(["--data-dir", str(faces), "--logs-dir", str(tmp_path / "logs"),
@@ -322,9 +325,9 @@ def test_every_graph_emotion_cnn_saves_passes_emotion_tests_op_check(tmp_path, e
     metas = list((tmp_path / "logs").rglob("*.meta"))
     assert len(metas) == (2 if extras else 1)  # with --patience, best/ holds one too
     for meta in metas:
-        graph_def = emotion_test.read_meta_graph(meta).graph_def
-        assert tf_setup.op_types(graph_def) <= emotion_test.EMOTION_OPS
-        assert not emotion_test.SAVER_WRITES & emotion_test.ops_needed_by(graph_def, "output")
+        graph_def = graph_checks.read_meta_graph(meta).graph_def
+        assert graph_checks.op_types(graph_def) <= graph_checks.EMOTION_OPS
+        assert not graph_checks.SAVER_WRITES & graph_checks.ops_needed_by(graph_def, "output")
 
 
 def test_classify_image_refuses_a_graph_that_writes_a_file(tmp_path, capsys):
@@ -350,14 +353,15 @@ def test_the_published_inception_graph_is_trusted_without_the_op_check(tmp_path,
                                                                       capsys):
     import hashlib
     import classify_image
+    from book_support import graph_checks, inception_files
     from tests.standins import write_inception_files
     write_inception_files(tmp_path)
-    monkeypatch.setattr(classify_image, "INCEPTION_OPS", frozenset())  # every op is unexpected
+    monkeypatch.setattr(graph_checks, "INCEPTION_OPS", frozenset())  # every op is unexpected
     assert classify_image.main(["--model_dir", str(tmp_path)]) == 1
     assert "is refused" in capsys.readouterr().err
-    graph = (tmp_path / classify_image.GRAPH_FILE).read_bytes()
-    pinned = classify_image.PINNED_MEMBERS[0]
-    monkeypatch.setattr(classify_image, "PINNED_MEMBERS", (
+    graph = (tmp_path / inception_files.GRAPH_FILE).read_bytes()
+    pinned = inception_files.PINNED_MEMBERS[0]
+    monkeypatch.setattr(inception_files, "PINNED_MEMBERS", (
         type(pinned)(pinned.name, (), len(graph), md5=hashlib.md5(graph).hexdigest()),))
     assert classify_image.main(["--model_dir", str(tmp_path)]) == 0
 
@@ -372,7 +376,8 @@ def test_a_download_killed_midway_is_continued_by_the_next_run(tmp_path, file_se
     file_server.files["/w.bin"] = payload
     file_server.behaviour["/w.bin"] = "stall"  # half, then nothing: killed while it waits
     remote = downloads.RemoteFile("w.bin", (file_server.url("/w.bin"),), len(payload))
-    code = ("import sys, downloads; downloads.fetch(downloads.RemoteFile('w.bin', "
+    code = ("import sys; from book_support import downloads; "
+            "downloads.fetch(downloads.RemoteFile('w.bin', "
             f"({file_server.url('/w.bin')!r},), {len(payload)}), sys.argv[1], quiet=True)")
     first = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=PROJECT)
     part = tmp_path / ".w.bin.part"
@@ -463,7 +468,8 @@ def test_a_full_disk_when_writing_an_image_or_figure_is_one_line_and_leaves_no_t
 def test_a_full_disk_during_a_download_is_said_and_leaves_no_partial_file(tmp_path,
                                                                          file_server):
     file_server.files["/w.bin"] = np.random.default_rng(0).bytes(200_000)
-    code = ("import sys, downloads, plumbing; sys.exit(plumbing.run_reporting_errors(lambda: "
+    code = ("import sys; from book_support import downloads, plumbing; "
+            "sys.exit(plumbing.run_reporting_errors(lambda: "
             "downloads.fetch(downloads.RemoteFile('w.bin', "
             f"({file_server.url('/w.bin')!r},), 200_000), sys.argv[1], quiet=True) and 0))")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=PROJECT,
@@ -479,6 +485,7 @@ def test_a_full_disk_during_a_download_is_said_and_leaves_no_partial_file(tmp_pa
 
 def test_a_photo_that_breaks_fine_tuning_midway_keeps_the_steps_done(tmp_path, capsys):
     import alexnet_finetune
+    from book_support import pets_data
     train = tmp_path / "train"
     train.mkdir()
     rng = np.random.default_rng(0)
@@ -486,7 +493,7 @@ def test_a_photo_that_breaks_fine_tuning_midway_keeps_the_steps_done(tmp_path, c
         for animal in ("cat", "dog"):
             Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
                 train / f"{animal}.{number}.jpg")
-    files, _, _, _ = alexnet_finetune.training_set(train, 0.1, 0)
+    files, _, _, _ = pets_data.training_set(train, 0.1, 0)
     bad = files[0]
     first_use = next(step for step, indices in enumerate(alexnet_finetune.batches(
         len(files), 2, 0), start=1) if 0 in indices)
@@ -587,14 +594,15 @@ def test_an_archive_larger_than_the_free_space_is_refused_before_writing(tmp_pat
 
 def test_a_hand_placed_inception_tarball_with_a_huge_member_is_one_line(tmp_path, capsys):
     import classify_image
+    from book_support import inception_files
     model = tmp_path / "model"
     model.mkdir()
-    tarball_with(model / classify_image.INCEPTION_TARBALL.name,
-                 [(classify_image.GRAPH_FILE, 101_000_000)])  # 300 MB in the probe: same path
+    tarball_with(model / inception_files.INCEPTION_TARBALL.name,
+                 [(inception_files.GRAPH_FILE, 101_000_000)])  # 300 MB in the probe: same path
     code = classify_image.main(["--model_dir", str(model)])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "more than the 100,000,000" in err, err
-    assert [path.name for path in model.iterdir()] == [classify_image.INCEPTION_TARBALL.name]
+    assert [path.name for path in model.iterdir()] == [inception_files.INCEPTION_TARBALL.name]
 
 
 # --------------------------------------------------------------------------------------------
@@ -614,10 +622,11 @@ def test_a_hand_placed_inception_tarball_with_a_huge_member_is_one_line(tmp_path
 def test_a_crafted_face_cache_with_the_right_fingerprint_is_rebuilt(tmp_path, monkeypatch,
                                                                     craft):
     import EmotionUtils
+    from book_support import emotion_cache
     from conftest import write_book_layout
     data = write_book_layout(tmp_path, train_count=30, test_count=10)
     fresh = EmotionUtils.read_data(data, verbose=False)
-    cache = data / EmotionUtils.CACHE_NAME
+    cache = data / emotion_cache.CACHE_NAME
     with np.load(cache) as stored:
         tables = {name: stored[name] for name in stored.files}
     craft(tables)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from conftest import PROJECT, run_script, write_mnist
 from tests.in_process import STARTING_FOLDER, interpreter_starts, process_state_kept

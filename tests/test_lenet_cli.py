@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lenet_mnist
-from book_support import mnist_data
+from book_support import lenet_plots, mnist_data
 from conftest import PROJECT, ctrl_c_when, posix_only, run_script, start_script, write_mnist
 
 EPOCH_LINE = re.compile(r"^(\d+) ([0-9.]+)  validation accuracy ([0-9.]+)  loss ([0-9.]+)",
@@ -171,7 +171,7 @@ def test_the_inside_views_are_the_graphs_own_tensors(mnist_dir):
     test = mnist_data.read_data_sets(mnist_dir, 100).test
     with lenet_mnist.tf_setup.new_session(net.graph) as session:
         session.run(net.initializer)
-        views = lenet_mnist.inside_views(session, net, test, 5)
+        views = lenet_plots.inside_views(session, net, test, 5)
     maps = [tuple(t.shape.as_list()[1:]) for t in net.feature_maps]
     assert maps == [(14, 14, 32), (7, 7, 64), (4, 4, 128)]
     assert [array.shape for _, array in views] == [(28, 28, 1), (3, 3, 32)] + maps

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import prep_images
+from book_support import image_workers
 from conftest import PROJECT, run_script
 
 
@@ -143,9 +144,9 @@ def test_train_count_gives_the_books_split_and_refuses_more_than_there_are(tmp_p
 
 
 def test_workers_default_to_the_cpus_this_process_may_use(monkeypatch):
-    monkeypatch.setattr(prep_images.os, "sched_getaffinity", lambda pid: {0, 3, 5},
+    monkeypatch.setattr(image_workers.os, "sched_getaffinity", lambda pid: {0, 3, 5},
                         raising=False)
-    assert prep_images.usable_cpus() == 3
-    monkeypatch.delattr(prep_images.os, "sched_getaffinity")
-    monkeypatch.setattr(prep_images.os, "cpu_count", lambda: 6)
-    assert prep_images.usable_cpus() == 6
+    assert image_workers.usable_cpus() == 3
+    monkeypatch.delattr(image_workers.os, "sched_getaffinity")
+    monkeypatch.setattr(image_workers.os, "cpu_count", lambda: 6)
+    assert image_workers.usable_cpus() == 6

@@ -78,6 +78,8 @@ def fresh_folder(root):
     root.mkdir()
     for source in PROJECT.glob("*.py"):
         shutil.copy(source, root)
+    shutil.copytree(PROJECT / "book_support", root / "book_support",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(PROJECT / "docs", root / "docs")
     data = root / "data"
     write_mnist(data / "MNIST-data", train_count=5300, test_count=300)

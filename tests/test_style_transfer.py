@@ -7,9 +7,13 @@ import pytest
 from PIL import Image
 
 from book_support import image_io
+from book_support import lbfgs
 from book_support import plumbing
+from book_support import style_losses
+from book_support import style_preflight
 import style_transfer
 from book_support import tf_setup
+from book_support import vgg_files
 from conftest import PROJECT, ctrl_c_when, has_bfloat16, posix_only, run_script, start_script
 from book_support.plumbing import UserError
 from tests.standins import vgg19_weights, write_vgg_mat
@@ -48,7 +52,7 @@ def pictures(tmp_path_factory):
 
 @pytest.mark.parametrize("layout", ["new", "old"])
 def test_both_layouts_give_the_weights_written(mats, layout):
-    loaded = style_transfer.load_vgg(mats[layout])
+    loaded = vgg_files.load_vgg(mats[layout])
     assert len(loaded) == 19
     for name, (kernel, bias) in mats["weights"].items():
         np.testing.assert_array_equal(loaded[name][0], kernel)
@@ -59,21 +63,21 @@ def test_both_layouts_give_the_weights_written(mats, layout):
 def test_a_misnamed_layer_is_rejected_by_name(mats, tmp_path):
     path = write_vgg_mat(tmp_path / "bad.mat", mats["weights"], rename=(5, "conv2_x"))
     with pytest.raises(UserError, match="layer 5 is 'conv2_x', where VGG-19 has conv2_1"):
-        style_transfer.load_vgg(path)
+        vgg_files.load_vgg(path)
 
 
 def test_a_missing_layer_is_rejected(mats, tmp_path):
     path = write_vgg_mat(tmp_path / "short.mat", mats["weights"], drop=12)
     with pytest.raises(UserError, match="has 42 layers; VGG-19 has 43"):
-        style_transfer.load_vgg(path)
+        vgg_files.load_vgg(path)
 
 
 def test_a_file_that_is_not_a_mat_file(tmp_path):
     (tmp_path / "x.mat").write_text("<html>not found</html>")
     with pytest.raises(UserError, match="is not a MatConvNet .mat file"):
-        style_transfer.load_vgg(tmp_path / "x.mat")
+        vgg_files.load_vgg(tmp_path / "x.mat")
     with pytest.raises(UserError, match="does not exist"):
-        style_transfer.load_vgg(tmp_path / "missing.mat")
+        vgg_files.load_vgg(tmp_path / "missing.mat")
 
 
 def test_list_layers_prints_the_books_lines(mats):
@@ -117,11 +121,11 @@ def numpy_avg_pool(x):
 def test_the_vgg19_forward_pass_matches_numpy(mats):
     """Every conv layer of the book's model (average pooling) on weights read back from the
     tiny .mat, against a NumPy reference, on an odd-sized image that pooling leaves ragged."""
-    params = style_transfer.load_vgg(mats["new"])
+    params = vgg_files.load_vgg(mats["new"])
     image = np.random.default_rng(2).uniform(-120, 130, (1, 21, 18, 3)).astype(np.float32)
     model = evaluate(lambda: style_transfer.vgg19(image, params))
     x = image[0].astype(np.float64)
-    for name in style_transfer.VGG19_LAYERS:
+    for name in vgg_files.VGG19_LAYERS:
         if name.startswith("conv"):
             kernel, bias = mats["weights"][name]
             x = numpy_conv_relu(x, kernel.astype(np.float64), bias)
@@ -147,7 +151,7 @@ def test_losses_match_numpy():
     np.testing.assert_allclose(content, np.sum((x - p) ** 2) / (2 * 105), rtol=1e-5)
     style = evaluate(lambda: style_transfer.style_loss(A.astype(np.float32), x))
     np.testing.assert_allclose(style, np.sum((F.T @ F - A) ** 2) / (4 * 9 * 35 ** 2), rtol=1e-4)
-    tv = evaluate(lambda: style_transfer.total_variation_loss(x))
+    tv = evaluate(lambda: style_losses.total_variation_loss(x))
     expected = np.sum(np.diff(x, axis=1) ** 2) + np.sum(np.diff(x, axis=2) ** 2)
     np.testing.assert_allclose(tv, expected, rtol=1e-5)
 
@@ -162,7 +166,7 @@ def test_the_gram_gradient_matches_numpy():
 
     def gradient():
         Ft = tf.constant(F)
-        return tf.gradients(tf.reduce_sum(W * style_transfer.transposed_times_itself(Ft)), Ft)[0]
+        return tf.gradients(tf.reduce_sum(W * style_losses.transposed_times_itself(Ft)), Ft)[0]
     np.testing.assert_allclose(evaluate(gradient), F @ (W + W.T), rtol=1e-5, atol=1e-5)
 
 
@@ -170,7 +174,7 @@ def test_the_tv_term_is_left_out_of_the_graph_at_weight_0():
     shape = (1, 16, 16, 3)
 
     def slices(tv_weight):
-        settings = style_transfer.settings_from(style_transfer.build_parser().parse_args(
+        settings = style_preflight.settings_from(style_transfer.build_parser().parse_args(
             ["--style", "s.jpg", "--tv-weight", str(tv_weight)]))
         problem = style_transfer.build_problem(vgg19_weights(), shape, settings, 1)
         return [op for op in problem.graph.get_operations() if op.type == "StridedSlice"]
@@ -241,14 +245,14 @@ def test_earlier_outputs_and_inputs_are_never_replaced(mats, pictures, tmp_path)
 
 def style_loss_of(mats, pictures, names, blend):
     """The style loss of the content image against `names` blended by `blend`."""
-    params = style_transfer.load_vgg(mats["new"])
+    params = vgg_files.load_vgg(mats["new"])
     content = style_transfer.preprocess(image_io.open_rgb(pictures / "content.png"), (24, 16))
     styles = [style_transfer.preprocess(image_io.open_rgb(pictures / n), (24, 16))
               for n in names]
     settings = style_transfer.build_parser().parse_args(
         ["--style", *names, "--style-blend-weights", *map(str, blend)])
     problem = style_transfer.build_problem(params, content.shape,
-                                           style_transfer.settings_from(settings), len(names))
+                                           style_preflight.settings_from(settings), len(names))
     with tf_setup.new_session(problem.graph) as session:
         session.run(problem.initializer)
         style_transfer.set_targets(session, problem, content, styles, content)
@@ -276,11 +280,11 @@ def test_bf16_precision_really_computes_in_bfloat16(mats, pictures, tmp_path):
     if not has_bfloat16():
         pytest.skip("this machine has no bfloat16 hardware (no GPU, no AVX-512 BF16 or AMX), "
                     "so TensorFlow leaves the graph in float32 here")
-    params = style_transfer.load_vgg(mats["new"])
+    params = vgg_files.load_vgg(mats["new"])
     content = style_transfer.preprocess(image_io.open_rgb(pictures / "content.png"), (24, 16))
     settings = style_transfer.build_parser().parse_args(["--style", "x"])
     problem = style_transfer.build_problem(params, content.shape,
-                                           style_transfer.settings_from(settings), 1)
+                                           style_preflight.settings_from(settings), 1)
     rewritten = {}
     for precision in ("fp32", "bf16"):
         metadata = tf.RunMetadata()
@@ -315,12 +319,12 @@ def test_clear_errors_before_any_long_work(mats, pictures, tmp_path, problem, me
 
 
 def small_problem(mats, pictures):
-    params = style_transfer.load_vgg(mats["new"])
+    params = vgg_files.load_vgg(mats["new"])
     content = style_transfer.preprocess(image_io.open_rgb(pictures / "content.png"), (24, 16))
     style = style_transfer.preprocess(image_io.open_rgb(pictures / "style.jpg"), (24, 16))
     settings = style_transfer.build_parser().parse_args(["--style", "x"])
     problem = style_transfer.build_problem(params, content.shape,
-                                           style_transfer.settings_from(settings), 1)
+                                           style_preflight.settings_from(settings), 1)
     return problem, content, style
 
 
@@ -423,11 +427,11 @@ def test_lbfgs_reports_each_iteration_and_never_raises_the_loss(mats, pictures):
 
 
 def test_lbfgs_from_a_point_with_no_gradient_stays_there(mats, pictures):
-    params = style_transfer.load_vgg(mats["new"])
+    params = vgg_files.load_vgg(mats["new"])
     content = style_transfer.preprocess(image_io.open_rgb(pictures / "content.png"), (24, 16))
     settings = style_transfer.build_parser().parse_args(["--style", "x", "--style-weight", "0"])
     problem = style_transfer.build_problem(params, content.shape,
-                                           style_transfer.settings_from(settings), 1)
+                                           style_preflight.settings_from(settings), 1)
     with tf_setup.new_session(problem.graph) as session:
         session.run(problem.initializer)
         style_transfer.set_targets(session, problem, content, [content], content)
@@ -455,11 +459,11 @@ def test_the_lbfgs_direction_is_the_dense_bfgs_one():
     pairs = [(s, hessian @ s) for s in rng.standard_normal((5, 12))]
     steps = [(s, y, 1 / (s @ y)) for s, y in pairs]
     gradient = rng.standard_normal(12)
-    direction = style_transfer.lbfgs_direction(gradient, steps)
+    direction = lbfgs.search_direction(gradient, steps)
     assert np.allclose(direction, -dense_bfgs_inverse(pairs) @ gradient)
     newest_step, newest_change = pairs[-1]  # the secant condition: H y = s
-    assert np.allclose(style_transfer.lbfgs_direction(newest_change, steps), -newest_step)
-    assert np.array_equal(style_transfer.lbfgs_direction(gradient, []), -gradient)
+    assert np.allclose(lbfgs.search_direction(newest_change, steps), -newest_step)
+    assert np.array_equal(lbfgs.search_direction(gradient, []), -gradient)
 
 
 def test_the_memory_check_comes_before_the_weights_are_read(mats, pictures, tmp_path,
@@ -468,7 +472,7 @@ def test_the_memory_check_comes_before_the_weights_are_read(mats, pictures, tmp_
     meminfo.write_text("MemTotal: 8000000 kB\nMemFree: 100 kB\nMemAvailable: 2000000 kB\n")
     assert plumbing.available_memory_bytes(meminfo) == 2000000 * 1024  # the cache counts
     monkeypatch.setattr(plumbing, "available_memory_bytes", lambda: 2000000 * 1024)
-    monkeypatch.setattr(style_transfer, "load_vgg", lambda path: pytest.fail("read first"))
+    monkeypatch.setattr(vgg_files, "load_vgg", lambda path: pytest.fail("read first"))
     assert style_transfer.main(["--content", str(pictures / "content.png"), "--style",
                                 str(pictures / "style.jpg"), "--weights", str(mats["new"]),
                                 "--size", "2000", "--output-dir", str(tmp_path / "o")]) == 1
@@ -481,6 +485,6 @@ def test_the_memory_check_comes_before_the_weights_are_read(mats, pictures, tmp_
     (["--optimizer", "lbfgs", "--iterations", "7", "--save-every", "50"], (7, 10, 50)),
 ])
 def test_each_optimizer_has_its_own_iteration_defaults(given, expected):
-    args = style_transfer.with_optimizer_defaults(
+    args = style_preflight.with_optimizer_defaults(
         style_transfer.build_parser().parse_args(given))
     assert (args.iterations, args.print_every, args.save_every) == expected

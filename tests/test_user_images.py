@@ -102,7 +102,7 @@ def test_a_decompression_bomb_costs_no_memory(corpus):
     root, _, _ = corpus
     # VmHWM, the process's peak resident memory; unlike ru_maxrss it does not carry over
     # the peak of the (large) pytest process this one was forked from.
-    probe = ("import re, sys, image_io, plumbing\n"
+    probe = ("import re, sys\nfrom book_support import image_io, plumbing\n"
              "try:\n    image_io.open_rgb(sys.argv[1])\n"
              "except plumbing.UserError as error:\n    print(error)\n"
              "status = open('/proc/self/status').read()\n"

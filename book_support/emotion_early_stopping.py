@@ -1,0 +1,92 @@
+"""`emotion_cnn.py --patience N`: early stopping, with the best checkpoint kept.
+
+The checkpoint with the lowest validation loss is kept in LOGS_DIR/best (where `--mode test`
+and emotion_test.py look first), and training stops once N validations in a row have not
+lowered it. Where the count stands is one entry of the run's record, LOGS_DIR/run.json
+(`early_stopping`: the best loss, its step, the validations since), beside the settings: a
+rerun picks the count up, and best/ holds nothing but the checkpoint's files.
+"""
+
+import math
+
+from book_support import plumbing
+from book_support import tf_setup
+from book_support.checkpoints import BEST, RECORD_NAME, CheckpointFolder
+
+with tf_setup.tensorflow_logging_quieted():
+    import tensorflow.compat.v1 as tf
+
+ENTRY = "early_stopping"  # its key in run.json
+
+
+class EarlyStopping:
+    """`saved` is the run's CheckpointFolder (LOGS_DIR, or None for a dry run), whose record
+    holds the count; `net.saver` the graph's saver, whose ops the best checkpoint shares."""
+
+    def __init__(self, net, saved, patience):
+        self.saved, self.patience = saved, patience
+        self.folder = saved.folder / BEST if saved.folder else None
+        self.best = CheckpointFolder(self.folder, keeping_one(net.saver), saved.option,
+                                     recorded=False)
+        kept = self.best.newest()
+        if kept:  # a resumed run's next best replaces it
+            self.best.saver.recover_last_checkpoints([kept])
+        self.best_loss, self.best_step, self.since_best = recorded_count(saved)
+
+    def has_stopped(self):
+        return self.since_best >= self.patience
+
+    def update(self, session, loss, step):
+        """Record one validation; True when training should stop. The record follows the best
+        checkpoint, so it never names a best that best/ does not hold."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_step, self.since_best = loss, step, 0
+            self.best.save(session, step)
+        else:
+            self.since_best += 1
+        self.saved.update_record(**{ENTRY: {"best_loss": self.best_loss,
+                                            "best_step": self.best_step,
+                                            "since_best": self.since_best}})
+        return self.has_stopped()
+
+    def verdict(self):
+        kept = f", kept in {self.folder}" if self.folder else ""
+        return (f"early stop: {self.since_best} validations without a lower loss; the best was "
+                f"{self.best_loss:.6f} at step {self.best_step}{kept}")
+
+
+def recorded_count(saved):
+    """(best loss, its step, validations since) from the record's entry; a fresh count when
+    there is none. A value of the wrong kind is one line, not a traceback later."""
+    entry = saved.record().get(ENTRY)
+    if entry is None:
+        return float("inf"), None, 0
+    try:
+        best_loss, best_step, since_best = (entry["best_loss"], entry["best_step"],
+                                            entry["since_best"])
+        if not (is_number(best_loss) and (best_step is None or is_count(best_step))
+                and is_count(since_best)):
+            raise ValueError(f"{entry} is not a loss, a step and a count")
+    except (KeyError, TypeError, ValueError) as error:
+        raise plumbing.UserError(f"{saved.folder / RECORD_NAME} cannot be read (its {ENTRY} "
+                                 f"entry: {type(error).__name__}: {error}); add --restart to "
+                                 f"start over, or choose another {saved.option}") from None
+    return float(best_loss), best_step, since_best
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and not math.isnan(value)
+
+
+def is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def keeping_one(saver):
+    """A saver that keeps only its newest checkpoint, sharing `saver`'s save and restore ops:
+    a finalized graph can take no new ones, and the book's graph needs none."""
+    saver_def = tf.train.SaverDef()
+    saver_def.CopyFrom(saver.as_saver_def())
+    saver_def.max_to_keep = 1
+    return tf.train.Saver(saver_def=saver_def)

@@ -1,0 +1,128 @@
+"""emotion_cnn.py's command line beyond the book's three flags (data_dir, logs_dir, mode): the
+run's options (length, batch, seed, restart, dry run, device) and those that switch the extras
+on (each off by default, so that the book's run stays the book's); the mistakes refused before
+any work; the settings a checkpoint is recorded with; the sentences for a checkpoint of the
+other network and for a test with nothing to test.
+"""
+
+import shlex
+from types import SimpleNamespace
+
+from book_support import checkpoints, plumbing, tf_setup
+
+MODELS = {
+    # marker: a variable only a checkpoint of that network holds;
+    # bytes_per_face: what a training step's peak memory grows by per face in the batch
+    # (measured on the CPU, batch 16 against 400: 1.09 MB book, 1.88 MB vgg), rounded up
+    "book": SimpleNamespace(marker="W_conv1", bytes_per_face=1_200_000),
+    "vgg": SimpleNamespace(marker="vgg/conv1a/W", bytes_per_face=2_000_000),
+}
+
+
+def add_options(parser, iterations, batch_size, evaluate_every):
+    """The run's options, then the group "beyond the book"; the defaults are the book's
+    MAX_ITERATIONS, BATCH_SIZE and validation interval."""
+    parser.add_argument("--iterations", type=plumbing.count(1), default=iterations,
+                        help="training steps in all (the book's 1001)")
+    parser.add_argument("--batch-size", type=plumbing.count(1), default=batch_size,
+                        help="faces per training step")
+    parser.add_argument("--seed", type=plumbing.seed, default=None,
+                        help="seed for weights and dropout, with deterministic kernels. "
+                             "Default: random (the validation split always uses seed 0)")
+    parser.add_argument("--restart", action="store_true",
+                        help="start over: remove the checkpoints in --logs-dir first")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="train 3 iterations to check the set-up; nothing is written")
+    tf_setup.add_device_option(parser)
+    beyond = parser.add_argument_group("beyond the book")
+    beyond.add_argument("--model", choices=sorted(MODELS), default="book",
+                        help="the book's network, or vgg: deeper, with batch norm (see the "
+                             "docstring of vgg_cnn)")
+    beyond.add_argument("--augment", action="store_true",
+                        help="train on randomly flipped, shifted and zoomed faces")
+    beyond.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                        help="learning rate: the book's constant 1e-3, or cosine from 1e-3 "
+                             "to 0 at --iterations")
+    beyond.add_argument("--erase", type=plumbing.share, default=0.0, metavar="P",
+                        help="with --augment: erase a random rectangle of a share P of the "
+                             "training faces (random erasing)")
+    beyond.add_argument("--label-smoothing", type=plumbing.share, default=0.0, metavar="S",
+                        help="train towards 1-S on the right emotion, S spread over all seven")
+    beyond.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: train in bfloat16 where the CPU has it (AVX-512 BF16 or "
+                             "AMX; 1.5-1.6x the faces/s here), through TensorFlow's oneDNN "
+                             "rewrite; elsewhere, GPUs included, the run stays float32")
+    beyond.add_argument("--tta", action="store_true",
+                        help="--mode test: average each face's probabilities with its mirror "
+                             "image's (test-time augmentation, twice the work per face)")
+    beyond.add_argument("--patience", type=plumbing.count(0), default=0, metavar="N",
+                        help="stop after N validations without a lower validation loss, the "
+                             "best checkpoint kept in LOGS_DIR/best (0: never stop early)")
+    beyond.add_argument("--eval-every", type=plumbing.count(1), default=evaluate_every,
+                        metavar="STEPS",
+                        help="steps between validations and checkpoints (the book's 100)")
+
+
+def before_any_work(args):
+    """Refuse a batch that cannot fit in memory, --erase without --augment, a --logs-dir that
+    cannot be written; then, to train, hold LOGS_DIR and refuse a rerun with other settings
+    (checkpoints.start)."""
+    if args.mode == "train":
+        problem = batch_problem(args, plumbing.available_memory_bytes())
+        if problem:
+            raise plumbing.ArgumentMistake(problem)
+    if args.erase and not args.augment:
+        raise plumbing.ArgumentMistake("--erase erases part of augmented faces: add --augment")
+    if args.mode == "train" and not args.dry_run:
+        problem = plumbing.folder_problem(args.logs_dir, "--logs-dir")
+        if problem:
+            raise plumbing.ArgumentMistake(problem)
+        checkpoints.start(args.logs_dir, "--logs-dir", settings_of(args), args.restart)
+
+
+def asks_for_extras(args):
+    """Whether the options ask for more than the book's graph."""
+    return (args.model != "book" or args.augment or args.schedule != "constant" or args.erase
+            or args.label_smoothing)
+
+
+def batch_problem(args, free):
+    """Why one training step of --batch-size faces cannot fit in `free` bytes, or None."""
+    needed = args.batch_size * MODELS[args.model].bytes_per_face
+    if free is not None and needed > free:
+        return (f"--batch-size {args.batch_size:,} needs about {needed / 2**30:,.1f} GiB for "
+                f"one step and {free / 2**30:.1f} GiB are free; choose a smaller --batch-size")
+    return None
+
+
+def settings_of(args):
+    """What a run's checkpoints depend on, recorded with them (a cosine schedule's length
+    too: it sets every step's rate)."""
+    settings = {"model": args.model, "batch_size": args.batch_size, "augment": args.augment,
+                "schedule": args.schedule, "seed": args.seed, "erase": args.erase,
+                "label_smoothing": args.label_smoothing}
+    if args.schedule == "cosine":
+        settings["iterations"] = args.iterations
+    return settings
+
+
+def other_network(net):
+    """For CheckpointFolder: the sentence for a checkpoint of the other --model."""
+    def identify(checkpoint, names):
+        other = next((name for name, model in MODELS.items() if model.marker in names), None)
+        if other and other != net.model:
+            return (f"{checkpoint} is a checkpoint of the {other!r} network, not "
+                    f"{net.model!r}: add --model {other}, or choose another --logs-dir")
+        return None
+    return identify
+
+
+def training_command(argv):
+    """The command that trains what the --mode test command line `argv` tests."""
+    words, skip = [], False
+    for word in argv:
+        if skip or word == "--mode" or word.startswith("--mode="):
+            skip = word == "--mode"
+            continue
+        words.append(word)
+    return "python emotion_cnn.py " + shlex.join(words)

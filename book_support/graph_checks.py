@@ -1,0 +1,109 @@
+"""Graph files from outside, checked before anything of them runs.
+
+A .meta file is a whole program: an op in it may write files or start processes the moment
+output:0 is run. emotion_test.py restores the book's network from one, so read_meta_graph
+parses it and refuses any op an emotion network never uses, and a graph whose output would
+run a save op. classify_image.py's frozen Inception graph is checked the same way. Every
+allowlist starts from TENSOR_MATH_OPS, the ops that only compute on tensors.
+"""
+
+from pathlib import Path
+
+from book_support import plumbing
+
+# Ops that only compute on tensors: no files, processes, network or Python. A graph file from
+# outside (a .meta, a frozen .pb) runs only if its ops are these or ones its script names.
+TENSOR_MATH_OPS = frozenset("""
+    Abs Add AddN AddV2 All Any ArgMax ArgMin AvgPool BatchMatMulV2 BiasAdd BroadcastArgs
+    BroadcastGradientArgs BroadcastTo Cast Ceil CheckNumerics Concat ConcatOffset ConcatV2 Const
+    Conv2D Cos Cumsum Div DivNoNan DynamicStitch Elu Equal Exp ExpandDims Fill Floor FloorDiv
+    FloorMod FusedBatchNorm FusedBatchNormV2 FusedBatchNormV3 GatherV2 Greater GreaterEqual
+    Identity IdentityN L2Loss LeakyRelu Less LessEqual Log LogSoftmax LogicalAnd LogicalNot
+    LogicalOr MatMul Max MaxPool MaxPoolV2 Maximum Mean Merge Min Minimum Mul Neg NoOp NotEqual
+    OneHot Pack Pad PadV2 Placeholder PlaceholderWithDefault Pow PreventGradient Prod Range Rank
+    RealDiv Reciprocal Relu Relu6 Reshape ResizeBilinear Rsqrt Select SelectV2 Shape ShapeN
+    Sigmoid Sign Sin Size Slice Snapshot Softmax SoftmaxCrossEntropyWithLogits
+    SparseSoftmaxCrossEntropyWithLogits Split SplitV Sqrt Square SquaredDifference Squeeze
+    StopGradient StridedSlice Sub Sum Switch Tanh Tile Transpose Unpack ZerosLike
+    """.split())
+
+
+def op_types(graph_def):
+    """Every op type in a GraphDef, the bodies of its functions (a tf.cond's branches) too."""
+    types = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        types.update(node.op for node in function.node_def)
+    return types
+
+
+def refuse_unexpected_ops(graph_def, allowed, path, network):
+    """One line instead of running a graph that holds an op `network` never uses: a crafted
+    graph file could write files or start processes the moment its output is run."""
+    unexpected = sorted(op_types(graph_def) - allowed)
+    if unexpected:
+        raise plumbing.UserError(f"{path} is refused: it holds ops {network} never uses "
+                        f"({', '.join(unexpected[:6])}); only run graph files you trust")
+
+
+# What an emotion network, its training and its saver need beyond tensor math: variables of
+# both kinds (TF1's in the book's .meta), Adam, random initialisers and dropout, tf.cond,
+# --augment's crops, gradients, summaries and the save/restore ops.
+EMOTION_OPS = TENSOR_MATH_OPS | frozenset("""
+    VariableV2 Assign AssignAdd AssignSub IsVariableInitialized ApplyAdam VarHandleOp
+    ReadVariableOp AssignVariableOp AssignAddVariableOp AssignSubVariableOp VarIsInitializedOp
+    ResourceApplyAdam RandomUniform RandomStandardNormal TruncatedNormal If StatelessIf
+    StatelessRandomGetKeyCounter StatelessRandomUniformV2 MirrorPad CropAndResize OptionalNone
+    OptionalFromValue OptionalGetValue
+    Conv2DBackpropFilter Conv2DBackpropInput BiasAddGrad MaxPoolGrad ReluGrad
+    FusedBatchNormGrad FusedBatchNormGradV3 ScalarSummary HistogramSummary ImageSummary
+    MergeSummary SaveV2 RestoreV2 MergeV2Checkpoints ShardedFilename StringJoin
+    """.split())
+SAVER_WRITES = frozenset({"SaveV2", "MergeV2Checkpoints"})
+# The frozen Inception graph's ops beyond tensor math: it decodes the JPEG itself, and
+# normalises with the 2015 batch-norm op. A .pb placed by hand that holds anything else is
+# refused; the published one (its md5 in inception_files) is not checked, as its full op list
+# is not known here.
+INCEPTION_OPS = TENSOR_MATH_OPS | {"DecodeJpeg", "BatchNormWithGlobalNormalization"}
+
+
+def read_meta_graph(path):
+    """The MetaGraphDef in `path`, after checking that it holds an emotion network's ops only
+    and that running output:0 would not save anything; else one line (UserError)."""
+    import tensorflow.compat.v1 as tf
+    from google.protobuf.message import DecodeError
+
+    meta_graph = tf.MetaGraphDef()
+    try:
+        meta_graph.ParseFromString(Path(path).read_bytes())
+    except OSError as error:
+        raise plumbing.UserError(f"cannot read {path}: {error.strerror}") from None
+    except DecodeError:
+        meta_graph.Clear()
+    if not meta_graph.graph_def.node:  # an empty file parses, as an empty graph
+        raise plumbing.UserError(f"{path} is damaged: it is not a TensorFlow graph")
+    refuse_unexpected_ops(meta_graph.graph_def, EMOTION_OPS, path,
+                                   "an emotion network")
+    graph_def = meta_graph.graph_def
+    if SAVER_WRITES & (ops_needed_by(graph_def, "output") | function_ops(graph_def)):
+        raise plumbing.UserError(f"{path} is refused: its output:0 would run a save op; only "
+                                 f"run graph files you trust")
+    return meta_graph
+
+
+def ops_needed_by(graph_def, name):
+    """The op types that running node `name` runs: its inputs and control inputs, all the way
+    back."""
+    nodes = {node.name: node for node in graph_def.node}
+    needed, waiting = set(), [name]
+    while waiting:
+        current = waiting.pop()
+        if current in nodes and current not in needed:
+            needed.add(current)
+            waiting.extend(given.lstrip("^").split(":")[0] for given in nodes[current].input)
+    return {nodes[each].op for each in needed}
+
+
+def function_ops(graph_def):
+    """The op types inside `graph_def`'s functions (a tf.cond's branches)."""
+    return {node.op for function in graph_def.library.function
+            for node in function.node_def}

@@ -1,0 +1,228 @@
+"""emotion_test.py --video and --camera: every face of a video file or a webcam, frame by frame.
+
+The book reads one photo. Here each frame goes the photo's way (emotion_test.py's own steps,
+handed to run_live: the newest checkpoint, the restored network, the book's gray and the 48x48
+crops, all of a frame's faces in one run), with what a video needs around it: faces found on a
+shrunken frame (faces.detect_faces_fast), followed from frame to frame with their last readings
+averaged so that a label does not flicker (FaceTracks), frames that fail to decode skipped, the
+annotated video written as Motion-JPEG AVI, a live window where OpenCV has a GUI, and Ctrl-C
+(or `q`) ending it with the video written so far playable.
+"""
+
+import os
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+import EmotionUtils
+from book_support import faces, plumbing, tf_setup
+
+SMOOTHING = 5         # readings of a face averaged for its label, so that it does not flicker
+SAME_FACE = 0.3       # box overlap (intersection over union) that makes it the same face
+LOST_AFTER = 10       # readings a face may be missed before it is forgotten
+MAX_BAD_FRAMES = 25   # frames in a row that fail to decode before a video is given up
+
+
+class Face:
+    """One face followed from frame to frame: its box and its last SMOOTHING readings."""
+
+    def __init__(self, number, square):
+        self.number, self.square, self.missed = number, square, 0
+        self.readings = deque(maxlen=SMOOTHING)
+
+    def label(self):
+        mean = np.mean(self.readings, axis=0)
+        best = int(np.argmax(mean))
+        return f"{self.number}: {EmotionUtils.emotion[best]} {mean[best]:.0%}"
+
+
+class FaceTracks:
+    """The faces in view: each new reading joins the face whose box it overlaps most."""
+
+    def __init__(self):
+        self.faces, self.count = [], 0
+
+    def update(self, squares, scores):
+        waiting = list(self.faces)
+        for square, score in zip(squares, scores):
+            match = max(waiting, key=lambda face: iou(face.square, square), default=None)
+            if match is None or iou(match.square, square) < SAME_FACE:
+                self.count += 1
+                match = Face(self.count, square)
+                self.faces.append(match)
+            else:
+                waiting.remove(match)
+            match.square, match.missed = square, -1
+            match.readings.append(score)
+        for face in self.faces:
+            face.missed += 1
+        self.faces = [face for face in self.faces if face.missed <= LOST_AFTER]
+
+    def in_view(self):
+        return [face for face in self.faces if face.missed == 0]
+
+
+def iou(a, b):
+    """Intersection over union of two squares (left, top, size)."""
+    shared = faces.overlap((a[0], a[1], a[2], a[2]), (b[0], b[1], b[2], b[2]))
+    return shared / (a[2] ** 2 + b[2] ** 2 - shared)
+
+
+def frames_of(capture, counted):
+    """(index, BGR frame) for each frame; a frame that fails to decode mid-video is skipped
+    and counted in `counted["bad"]`. Ends at the video's end or after MAX_BAD_FRAMES."""
+    import cv2
+
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    index, bad_in_a_row = 0, 0
+    while bad_in_a_row < MAX_BAD_FRAMES:
+        ok, frame = capture.read()
+        if ok:
+            bad_in_a_row = 0
+            yield index, frame
+        elif total <= 0 or index >= total - 1:
+            return  # a camera that stopped, or the video's end
+        else:
+            counted["bad"] += 1
+            bad_in_a_row += 1
+        index += 1
+
+
+def read_live(capture, every, should_stop, counted, rgb2gray, read_squares):
+    """The optimiser-style generator of the live loop: yields (frame, faces in view) for each
+    frame, reading the faces (all of them in one run of `read_squares(gray, squares)`) on every
+    `every`-th frame."""
+    import cv2
+
+    tracks = FaceTracks()
+    for index, frame in frames_of(capture, counted):
+        if should_stop():
+            return
+        if index % every == 0:
+            gray = rgb2gray(frame[..., ::-1])  # OpenCV's frames are BGR
+            height, width = gray.shape
+            squares = [faces.square_around(face, width, height)
+                       for face in faces.separate_faces(faces.detect_faces_fast(cv2, gray))]
+            scores = read_squares(gray, squares) if squares else []
+            tracks.update(squares, scores)
+            counted["read"] += 1
+            counted["faces"] += len(squares)
+        yield frame, tracks.in_view()
+
+
+def draw_faces(frame, tracked):
+    """`frame` with each tracked face boxed and labelled, in place."""
+    import cv2
+
+    for face in tracked:
+        left, top, size = face.square
+        orange = (0, 140, 255)
+        cv2.rectangle(frame, (left, top), (left + size, top + size), orange, 2)
+        (width, height), _ = cv2.getTextSize(face.label(), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        top = max(top, height + 6)
+        cv2.rectangle(frame, (left, top - height - 6), (left + width + 4, top), orange, -1)
+        cv2.putText(frame, face.label(), (left + 2, top - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return frame
+
+
+def open_window(cv2, title):
+    """The window's title, or None after saying why there can be none."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+        print("no live window: no display here (the annotated video is still written)")
+        return None
+    try:
+        cv2.namedWindow(title)
+        return title
+    except cv2.error:
+        print("no live window: this OpenCV has no GUI (opencv-python-headless); pip install "
+              "opencv-python for one (the annotated video is still written)")
+        return None
+
+
+def open_capture(args):
+    """OpenCV and the opened --video or --camera, or one line saying why it cannot be read."""
+    try:
+        import cv2
+    except ImportError:
+        raise plumbing.UserError("--video and --camera need OpenCV: pip install "
+                                 "'opencv-python-headless<5'") from None
+    with tf_setup.native_stderr_silenced():  # OpenCV's own warnings, said once below
+        capture = cv2.VideoCapture(args.video if args.video else args.camera)
+    if not capture.isOpened():
+        raise plumbing.UserError(f"cannot open {args.video}: not a video OpenCV can read"
+                                 if args.video else f"no camera at index {args.camera}")
+    return cv2, capture
+
+
+def output_path(args):
+    """--output, or VIDEO_emotions.avi / cameraN_emotions.avi; checked before any work."""
+    output = Path(args.output or (f"{Path(args.video).stem}_emotions.avi" if args.video
+                                  else f"camera{args.camera}_emotions.avi"))
+    problem = plumbing.output_problem(output, "--output", args.overwrite)
+    if problem:
+        raise plumbing.ArgumentMistake(problem)
+    return output
+
+
+def run_live(args, *, latest_checkpoint, restore, rgb2gray, crop_faces, read_faces):
+    """Every frame of --video or --camera read, annotated and written; the keyword arguments
+    are emotion_test.py's steps for a photo, so that a frame is read exactly as a photo is."""
+    import tensorflow.compat.v1 as tf
+
+    source = args.video or f"camera {args.camera}"
+    output = output_path(args)
+    cv2, capture = open_capture(args)
+    checkpoint = latest_checkpoint(args.logs_dir)
+    tf_setup.configure_devices(args.cpu)
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if args.video else None
+    print(f"{source}: {size[0]}x{size[1]} at {fps:g} frames/s; faces read every "
+          f"{args.every} frame(s)")
+    print(f"model: {checkpoint}")
+    window = open_window(cv2, f"emotions: {source}")
+    counted = {"bad": 0, "read": 0, "faces": 0}
+    frames, started = 0, time.monotonic()
+    graph = tf.Graph()
+    with graph.as_default(), tf_setup.new_session(graph) as sess, plumbing.CtrlC() as ctrl_c, \
+            plumbing.atomic_output(output) as temporary:
+        x, y_conv = restore(sess, checkpoint)
+        writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+        if not writer.isOpened():
+            raise plumbing.UserError(f"cannot write the video {output}: OpenCV could not open "
+                                     f"it for Motion-JPEG")
+        progress = plumbing.Progress(total, "reading", unit=" frames")
+
+        def read_squares(gray, squares):
+            return read_faces(sess, x, y_conv, crop_faces(gray, squares), args.tta)
+        for frame, in_view in read_live(capture, args.every, lambda: ctrl_c.pressed, counted,
+                                        rgb2gray, read_squares):
+            writer.write(draw_faces(frame, in_view))
+            frames += 1
+            progress.update()
+            if window:
+                cv2.imshow(window, frame)
+                if cv2.waitKey(1) & 0xFF == ord("q"):
+                    break
+        writer.release()  # a stopped run's video ends here, and plays
+        capture.release()
+        progress.close()
+    report(frames, time.monotonic() - started, counted, source, output)
+    return 130 if ctrl_c.pressed else 0
+
+
+def report(frames, seconds, counted, source, output):
+    """The run's last lines: speed, faces read, frames skipped, where the video went."""
+    print(f"{frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s); "
+          f"faces read on {counted['read']} of them, {counted['faces']} faces in all")
+    if counted["bad"]:
+        print(f"{counted['bad']} frames could not be decoded and were skipped", file=sys.stderr)
+    if not counted["faces"]:
+        print(f"no face was found in {source}")
+    print(f"saved the annotated video to {output}")
