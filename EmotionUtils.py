@@ -7,7 +7,7 @@
     python EmotionUtils.py --data-dir data/EmotionDetector   # download_and_display_images.py
 
 The book's names are here: read_data (its five arrays, its printed lines, its 10% validation
-split with seed 0), testResult, the `emotion` names and the display listing (main). What the
+split with seed 0), testResult, the `emotion` names and the display listing (show_data). What the
 book does not have lives in book_support:
   * emotion_csv.py: the two layouts read (the book's train.csv + test.csv, and Kaggle's
     fer2013.csv), the pixels parsed in blocks by NumPy's C parser into uint8 instead of one
@@ -28,7 +28,7 @@ from book_support.emotion_cache import FaceCache
 from book_support.emotion_csv import IMAGE_SIZE, NUM_LABELS, find_layout, read_face_csv
 from book_support.emotion_csv import training_and_public_test
 
-VALIDATION_PERCENT = 0.1  # use 10 percent of training images for validation
+VALIDATION_PERCENT = 0.1  # the book's split: a tenth of the training faces validate
 
 emotion = {0: "anger", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise",
            6: "neutral"}
@@ -154,7 +154,7 @@ def show_data(args):
 
 
 # --------------------------------------------------------------------------------------------
-# The book, 在您自己的图像上测试模型 (testing the model on your own images): its results
+# The book, 源代码 (source code): the results of a photo, as the listing prints them
 # --------------------------------------------------------------------------------------------
 
 def format_emotions(fractions):

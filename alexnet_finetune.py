@@ -150,7 +150,7 @@ def test(labels, predicted):
 
 
 # --------------------------------------------------------------------------------------------
-# Beyond the book: the run around the loop (book_support/finetune_runs.py), and the options
+# Beyond the book: the run around the loop (book_support/finetune_runs.py)
 # --------------------------------------------------------------------------------------------
 
 def train_and_test(args):
@@ -165,19 +165,19 @@ def train_and_test(args):
     with tf_setup.new_session(net.graph) as sess, plumbing.CtrlC() as ctrl_c:
         start_from_pretrained(sess, net, weights)
         del weights
-        checkpoints = finetune_runs.Checkpoints(sess, net, args.checkpoint_dir, run.record)
+        saved = finetune_runs.SavedSteps(sess, net, args.checkpoint_dir, run.record)
         steps = finetune_runs.Steps(batches(len(run.train_files), run.batch_size, run.seed),
                                     functools.partial(next_batch, run.train_files, run.train_y),
-                                    checkpoints.resume(run.iterations), run.iterations, ctrl_c)
+                                    saved.resume(run.iterations), run.iterations, ctrl_c)
         started = time.time()
-        with checkpoints.kept_when_a_photo_fails(steps):
+        with saved.kept_when_a_photo_fails(steps):
             train(sess, net, steps, run.batch_size, run.display_step)
         if steps.stopped:
-            checkpoints.save_interrupted(steps.done)
+            saved.save_interrupted(steps.done)
             return 130
         print(f"Optimization Finished! ({time.time() - started:.0f} s)")
         # The work is kept first: a photo that fails below cannot throw the training away.
-        checkpoints.save_finished(steps.done)
+        saved.save_finished(steps.done)
         if run.valid_files:
             predicted = np.argmax(predict(sess, net, run.valid_files, run.batch_size), axis=1)
             print(f"Validation Accuracy = {np.mean(predicted == run.valid_y) * 100:.1f}%")
@@ -190,6 +190,10 @@ def train_and_test(args):
                                            predicted)
     return 0
 
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
 
 def main(argv=None):
     parser = plumbing.argument_parser("Fine-tune the pretrained AlexNet to tell dogs from cats.")

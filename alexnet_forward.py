@@ -97,7 +97,8 @@ def alexnet(x, params, keep_prob=1.0):
 
 
 # --------------------------------------------------------------------------------------------
-# The book, 迁移学习 (transfer learning): the layers take the weights learnt on ImageNet
+# The book, 预训练的 AlexNet (pretrained AlexNet): the layers take the weights learnt on
+# ImageNet, then each image's top classes
 # --------------------------------------------------------------------------------------------
 
 def make_params(shapes, trainable=()):
@@ -121,10 +122,6 @@ def load_params(session, params, weights):
 def shapes_of(weights):
     return {layer: (kernel.shape, bias.shape) for layer, (kernel, bias) in weights.items()}
 
-
-# --------------------------------------------------------------------------------------------
-# The book, 预训练的 AlexNet (pretrained AlexNet): each image's top classes
-# --------------------------------------------------------------------------------------------
 
 def build_classifier(weights, with_cam=False):
     """AlexNet ready to classify; with_cam adds Grad-CAM on conv5 for the top class, or for
@@ -179,7 +176,8 @@ def classify(args):
         inds = np.argsort(output[input_im_ind])
         print(f"Image {input_im_ind} ({path})")
         for i in range(min(args.top, len(inds))):
-            print(class_names[inds[-1 - i]], output[input_im_ind, inds[-1 - i]])  # float32
+            # a float32 as NumPy prints it: the book's `weasel 0.503177`
+            print(class_names[inds[-1 - i]], output[input_im_ind, inds[-1 - i]])
     print(f"{elapsed:.3f} s")
     cam.save(images, (network_view(array) for array in batch), output, cams, class_names)
     return unreadable.exit_code()
@@ -200,13 +198,17 @@ def run_batches(sess, net, batch, cam_class=None):
 
 
 # --------------------------------------------------------------------------------------------
-# Beyond the book: the picture --cam draws on (book_support/gradcam.py saves it), the options
+# Beyond the book: the picture --cam draws on (book_support/gradcam.py saves it)
 # --------------------------------------------------------------------------------------------
 
 def network_view(array):
     """The 227x227 RGB picture the network was given, from its preprocessed input."""
     return np.clip(array + IMAGENET_MEAN_BGR, 0, 255).astype(np.uint8)[:, :, ::-1]
 
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
 
 def main(argv=None):
     parser = plumbing.argument_parser(

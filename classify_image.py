@@ -109,7 +109,7 @@ def maybe_download_and_extract(model_dir):
 
 
 # --------------------------------------------------------------------------------------------
-# Beyond the book: images of any format, several in one run, --bottleneck and --cam; options
+# Beyond the book: images of any format, several in one run, --bottleneck and --cam
 # --------------------------------------------------------------------------------------------
 
 def classify(args):
@@ -144,6 +144,10 @@ def classify(args):
                                        node_lookup, cam[2])
     return unreadable.exit_code()
 
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
 
 def main(argv=None):
     parser = plumbing.argument_parser(

@@ -22,7 +22,7 @@ model, graph, training loop, test. What changed, and why:
   * The book's text gives the flattened conv2 output as 12x12x64 = 9,126; it is 9,216, which is
     what its listing (and this script) computes.
 Beyond the book, each off by default so the book's run stays the book's, in book_support:
-emotion_training.py wraps the book's loop (resume, Ctrl-C, progress, TensorBoard, a loss that
+emotion_runs.py wraps the book's loop (resume, Ctrl-C, progress, TensorBoard, a loss that
 is not finite); emotion_early_stopping.py is `--patience` (the best checkpoint kept);
 emotion_vgg.py is `--model vgg` (deeper, with batch norm; README: how it scores);
 emotion_training_aids.py is `--augment`, `--erase` (random erasing), `--label-smoothing` and
@@ -42,7 +42,7 @@ import numpy as np
 import EmotionUtils
 from book_support import emotion_options, emotion_report, emotion_training_aids
 from book_support import emotion_training_graph, emotion_tta, plumbing, tf_setup
-from book_support.emotion_training import TrainingRun, restore_for_testing
+from book_support.emotion_runs import TrainingRun, restore_for_testing
 
 with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
@@ -172,7 +172,7 @@ def build_graph(seed=None):
 
 
 # --------------------------------------------------------------------------------------------
-# The book, 使用 CNN 进行情感识别 (emotion recognition with CNNs): training, and a test
+# The book, 使用 CNN 进行情感识别 (emotion recognition with CNNs): the training loop
 # --------------------------------------------------------------------------------------------
 
 def get_next_batch(images, labels, step, batch_size=BATCH_SIZE):
@@ -204,7 +204,7 @@ def accuracy(predictions, labels):
 def training_loop(sess, net, data, args, training):
     """The book's loop: a batch and a training step, the training loss every 10 steps, the
     validation loss and a checkpoint every --eval-every (the book's 100). `training` gives the
-    steps and is told of each (a TrainingRun, book_support/emotion_training.py)."""
+    steps and is told of each (a TrainingRun, book_support/emotion_runs.py)."""
     for step in training.steps():
         batch_image, batch_label = get_next_batch(data.train_images, data.train_labels, step,
                                                   args.batch_size)
@@ -224,6 +224,10 @@ def training_loop(sess, net, data, args, training):
             if training.stops_early(sess, valid_loss, step):
                 break
 
+
+# --------------------------------------------------------------------------------------------
+# Beyond the book: the runs around the book's loop, the graph and feed its options ask for
+# --------------------------------------------------------------------------------------------
 
 def train(args, data):
     # A dry run neither resumes nor writes: no checkpoint, no TensorBoard file, no folder.
@@ -267,10 +271,6 @@ def test(args, data):
                           Path(args.logs_dir) / f"confusion_matrix-{Path(checkpoint).name}.png")
     return 0
 
-
-# --------------------------------------------------------------------------------------------
-# Beyond the book: the graph and the feed its options ask for
-# --------------------------------------------------------------------------------------------
 
 def graph_for(args, iterations=MAX_ITERATIONS):
     """The book's graph for the book's settings; otherwise the book's pieces with the extras

@@ -20,8 +20,9 @@ What changed, and why:
 The book's code comes first; what it does not have lives in book_support: finding the faces
 (faces.py), checking a .meta before it runs (graph_checks.py), --tta's mirrored faces
 (emotion_tta.py), the figures with Grad-CAM and the boxed photo (emotion_figure.py), and
---video / --camera (live_video.py). The "Beyond the book"
-part at the end only wires them to the book's steps.
+--video / --camera (live_video.py); book_support/checkpoints.py finds the checkpoint (in best/
+when early stopping kept one). The "Beyond the book" part at the end reads every face of a photo
+in one run, and hands a video or a webcam to live_video with the book's steps.
 """
 
 from pathlib import Path

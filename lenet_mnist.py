@@ -16,9 +16,9 @@ model, cost and optimiser, the loop. What changed, and why:
   * The book's text says conv3 is not pooled, while its listing pools it (FC_layer = max_pool of
     conv3) and its own 4x4x128 = 2048 needs the pooling: the script follows the listing.
 After the book's code, "Beyond the book" wraps its loop from outside: checkpoints that resume
-(book_support/checkpoints.py), Ctrl-C and progress (book_support/plumbing.py), repeatable dropout
-(book_support/tf_setup.py), TensorBoard scalars and the --plot / --plot-inside pictures
-(book_support/lenet_plots.py).
+(book_support/lenet_runs.py, on book_support/checkpoints.py), Ctrl-C and progress
+(book_support/plumbing.py), repeatable dropout (book_support/tf_setup.py), TensorBoard scalars
+and the --plot / --plot-inside pictures (book_support/lenet_plots.py).
 """
 
 import time
@@ -26,7 +26,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from book_support import checkpoints, lenet_plots, mnist_data, plumbing, tf_setup
+from book_support import checkpoints, lenet_plots, lenet_runs, mnist_data, plumbing, tf_setup
 from book_support.checkpoints import CheckpointFolder
 
 with tf_setup.tensorflow_logging_quieted():
@@ -89,7 +89,6 @@ def build_graph(seed=None):
         dropout_seed = tf.placeholder_with_default(tf.zeros([2], tf.int64), shape=[2],
                                                    name="dropout_seed")
         py_x = model(X, w, w2, w3, w4, w_o, p_keep_conv, p_keep_hidden, dropout_seed)
-        # The _v2 op is the book's softmax_cross_entropy_with_logits without its deprecation.
         Y_ = tf.nn.softmax_cross_entropy_with_logits_v2(logits=py_x, labels=Y)
         cost = tf.reduce_mean(Y_)
         optimizer = tf.train.RMSPropOptimizer(LEARNING_RATE, DECAY).minimize(cost)
@@ -172,14 +171,15 @@ def subset(data, indices):
 
 
 # --------------------------------------------------------------------------------------------
-# Beyond the book: the run around the book's loop (checkpoints, Ctrl-C, records, pictures)
+# Beyond the book: the run around the book's loop (book_support/lenet_runs.py, lenet_plots.py)
 # --------------------------------------------------------------------------------------------
 
 def run(args):
     check_arguments(args)
     if args.dry_run:  # a check of the set-up: nothing is read from or written to disk but data
         args.checkpoint_dir = args.logdir = args.plot = args.plot_inside = None
-    checkpoints.start(args.checkpoint_dir, "--checkpoint-dir", settings_of(args), args.restart)
+    settings = lenet_runs.settings_of(args)
+    checkpoints.start(args.checkpoint_dir, "--checkpoint-dir", settings, args.restart)
     device = tf_setup.configure_devices(args.cpu)
     if args.seed is not None:
         tf_setup.make_deterministic(args.seed)
@@ -197,7 +197,7 @@ def run(args):
     saved = CheckpointFolder(args.checkpoint_dir, net.saver, "--checkpoint-dir")
     with lenet_plots.scalar_writer(args.logdir, net.graph) as write_scalars, \
             tf_setup.new_session(net.graph) as session, plumbing.CtrlC() as ctrl_c:
-        epochs_done, history = resume(session, net, saved, epochs)
+        epochs_done, history = lenet_runs.resume(session, net, saved, epochs)
         started = time.monotonic()
         for i, train_loss, accuracy in training(session, net, mnist, epochs, epochs_done,
                                                 args.seed, args.batch_size, args.test_size,
@@ -211,10 +211,10 @@ def run(args):
             print(f"{i} {accuracy}  validation accuracy {entry['validation_accuracy']:.4f}  "
                   f"loss {train_loss:.4f}  ({time.monotonic() - started:.0f} s)", flush=True)
             write_scalars(i, {k: v for k, v in entry.items() if k != "epoch"})
-            save(session, net, saved, epochs_done, settings_of(args), history)
+            lenet_runs.save(session, net, saved, epochs_done, settings, history)
             started = time.monotonic()
         if ctrl_c.pressed and epochs_done < epochs:
-            return interrupted(saved, epochs_done)
+            return lenet_runs.interrupted(saved, epochs_done)
         correct, _ = evaluate(session, net, test)
         inside = args.plot_inside and lenet_plots.inside_views(session, net, mnist.test,
                                                                args.digit_index)
@@ -227,40 +227,6 @@ def run(args):
         print(f"saved conv1's kernels and the feature maps of test digit {args.digit_index} "
               f"to {args.plot_inside}")
     return 0
-
-
-def settings_of(args):
-    """What a run's checkpoints depend on, recorded with them."""
-    return {"batch_size": args.batch_size, "validation_size": args.validation_size,
-            "seed": args.seed}
-
-
-def resume(session, net, saved, epochs):
-    """(epochs done, history) from the newest checkpoint, or (0, []) for a fresh network. A
-    checkpoint past `epochs` is refused: its result is not this run's."""
-    latest = saved.restore_or_initialize(session, lambda s: s.run(net.initializer))
-    if latest is None:
-        return 0, []
-    epochs_done = int(session.run(net.epochs_done))
-    saved.refuse_if_past(epochs_done, epochs, "epochs", "--epochs")
-    print(f"resuming from {saved.folder} after {epochs_done} epochs")
-    return epochs_done, saved.record().get("history", [])[:epochs_done]
-
-
-def save(session, net, saved, epochs_done, settings, history):
-    tf_setup.load_variable(session, net.epochs_done, epochs_done)
-    saved.save(session, epochs_done, settings, history=history)
-
-
-def interrupted(saved, epochs_done):
-    # The epoch under way is dropped: its half-trained weights saved as the end of the last
-    # epoch would train those batches twice after a resume.
-    if saved.folder and epochs_done:
-        print(f"interrupted: the checkpoint after {epochs_done} epochs in {saved.folder} is "
-              f"kept; run the same command to resume")
-    else:
-        print("interrupted in the first epoch: nothing to keep")
-    return 130
 
 
 # --------------------------------------------------------------------------------------------

@@ -68,6 +68,10 @@ def convert(job):
     return source, None
 
 
+# --------------------------------------------------------------------------------------------
+# Beyond the book: which photos go where, a rerun kept to one preparation, all cores
+# --------------------------------------------------------------------------------------------
+
 def plan(source_dir, output_dir, test_count, seed, size, mode, train_count=None):
     """(jobs, test rows, files skipped): which source goes where. The split depends only on the
     file names and the seed, so a rerun picks the same files. A file not named as an image,

@@ -237,7 +237,7 @@ def train(steps, args, save):
 
 
 # --------------------------------------------------------------------------------------------
-# Beyond the book: L-BFGS beside Adam, the run around the book's loop, the options
+# Beyond the book: L-BFGS beside Adam, the run around the book's loop
 # --------------------------------------------------------------------------------------------
 
 def stylize(session, problem, iterations, optimizer, report_every, should_stop=lambda: False):
@@ -280,6 +280,10 @@ def run(args):
         last = train(record.watch(steps), args, record.save)
     return record.end(last, ctrl_c.pressed)
 
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
 
 def build_parser():
     parser = plumbing.argument_parser(

@@ -1,16 +1,19 @@
-"""Everything around the chapter's code: the book's scripts at the top of the project import it.
+"""Everything around the chapter's code, written once; the book's scripts import it.
 
-The nine files at the project's root are the book's listings, rebuilt; this package holds what the
-book does not have, once, in modules named for their job:
+The nine files at the project's root are the book's listings, rebuilt, each in the order of its
+section. This package holds what the book does not have, in modules named for their job (the
+README's table lists them all, grouped by the script that uses them):
 
-  plumbing      one-line errors and exit codes, --help with defaults, Ctrl-C, progress, output files
-  downloads     verified downloads (size, checksum, atomic rename, resume), safe extraction
-  image_io      opening a reader's images of any format and mode; reporting the bad ones
-  tf_setup      TensorFlow's quiet start-up, --cpu, GPU memory growth, sessions, seeds
-  checkpoints   resume or start, save with the run's record (run.json), one lock per folder
-  gradcam       Grad-CAM: where in the picture a network found the class
-  mnist_data    MNIST's IDX files (the book's `input_data` is gone from TensorFlow 2)
-  alexnet_files the AlexNet weights and class names, read so that they cannot run code
+  shared        plumbing (errors, --help, Ctrl-C, progress, output files), downloads, image_io,
+                tf_setup (devices, sessions, seeds), checkpoints (resume, run.json, the lock),
+                graph_checks (graph files from outside, op by op), gradcam
+  file formats  mnist_data, alexnet_files, vgg_files, inception_files
+  per script    lenet_plots, lenet_runs; pets_data, finetune_runs, prepared_folder, image_workers;
+                style_preflight, style_losses, lbfgs, style_outputs; inception_cam,
+                inception_bottlenecks; emotion_csv, emotion_cache, emotion_options, emotion_vgg,
+                emotion_training_graph, emotion_training_aids, emotion_runs,
+                emotion_early_stopping, emotion_report, emotion_tta, faces, emotion_figure,
+                live_video
 
-Importing the package does no work: each module is imported by the script that needs it.
+Importing the package does no work: each script imports the modules it needs.
 """

@@ -276,6 +276,3 @@ def _extracting(archive, extract):
             raise
         raise UserError(f"the disk is full: {archive} could not be extracted "
                         f"({error.strerror}); make room, then run again") from None
-
-
-# --------------------------------------------------------------------------------------------

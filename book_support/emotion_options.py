@@ -36,8 +36,8 @@ def add_options(parser, iterations, batch_size, evaluate_every):
     tf_setup.add_device_option(parser)
     beyond = parser.add_argument_group("beyond the book")
     beyond.add_argument("--model", choices=sorted(MODELS), default="book",
-                        help="the book's network, or vgg: deeper, with batch norm (see the "
-                             "docstring of vgg_cnn)")
+                        help="the book's network, or vgg: deeper, with batch norm "
+                             "(book_support/emotion_vgg.py; README: how it scores)")
     beyond.add_argument("--augment", action="store_true",
                         help="train on randomly flipped, shifted and zoomed faces")
     beyond.add_argument("--schedule", choices=("constant", "cosine"), default="constant",

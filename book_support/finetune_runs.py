@@ -7,7 +7,7 @@ The book's loop runs its steps once, from the first, and keeps nothing. Around i
   * Steps: what the loop iterates over: the steps after those a checkpoint holds, up to
     --iterations, drawn as an uninterrupted run draws them, ending after the step under way at
     Ctrl-C, with a progress line; a photo that cannot be read raises PhotoFailed;
-  * Checkpoints: resume from the newest checkpoint, and save the steps done when a photo fails,
+  * SavedSteps: resume from the newest checkpoint, and save the steps done when a photo fails,
     at Ctrl-C and at the end, with the run's settings (book_support/checkpoints.py).
 """
 
@@ -116,7 +116,7 @@ class Steps:
         return self.ctrl_c.pressed and self.done < self.iterations
 
 
-class Checkpoints:
+class SavedSteps:
     """The checkpoints of a fine-tuning run in `folder` (--checkpoint-dir; None in a dry run),
     recorded with its settings `record`. They hold what training changes (net.saver's
     variables: the trainable layers, Adam's state, the steps done), not the frozen weights."""

@@ -3,7 +3,8 @@
 Model code a reader may want to read beside the chapter: grad_cam builds the heatmap as graph
 ops, so it comes out of the same run as the prediction; draw_cam and save_cam_figure lay it
 over the picture; class_index and add_cam_arguments give the scripts that draw it (AlexNet,
-Inception, the emotion CNN) the same --cam and --cam-class options; CamOption wires them
+Inception) the same --cam and --cam-class options (emotion_test.py's figure uses grad_cam
+directly); CamOption wires them
 around a script that classifies a batch (AlexNet): checked first, one titled figure per image.
 """
 

@@ -3,7 +3,8 @@
 A .meta file is a whole program: an op in it may write files or start processes the moment
 output:0 is run. emotion_test.py restores the book's network from one, so read_meta_graph
 parses it and refuses any op an emotion network never uses, and a graph whose output would
-run a save op. classify_image.py's frozen Inception graph is checked the same way. Every
+run a save op. A frozen Inception graph placed by hand (classify_image.py) is checked the same
+way; the published one is known by its checksum. Every
 allowlist starts from TENSOR_MATH_OPS, the ops that only compute on tensors.
 """
 

@@ -14,8 +14,6 @@ import zlib
 from pathlib import Path
 
 from book_support.plumbing import UserError, program_name
-# Images
-# --------------------------------------------------------------------------------------------
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # A 200-megapixel phone photo fits; a "decompression bomb" (a small file declaring, say,

@@ -92,7 +92,7 @@ def frames_of(capture, counted):
 
 
 def read_live(capture, every, should_stop, counted, rgb2gray, read_squares):
-    """The optimiser-style generator of the live loop: yields (frame, faces in view) for each
+    """The live loop as a generator of annotated frames: yields (frame, faces in view) for each
     frame, reading the faces (all of them in one run of `read_squares(gray, squares)`) on every
     `every`-th frame."""
     import cv2
@@ -201,17 +201,21 @@ def run_live(args, *, latest_checkpoint, restore, rgb2gray, crop_faces, read_fac
 
         def read_squares(gray, squares):
             return read_faces(sess, x, y_conv, crop_faces(gray, squares), args.tta)
-        for frame, in_view in read_live(capture, args.every, lambda: ctrl_c.pressed, counted,
-                                        rgb2gray, read_squares):
-            writer.write(draw_faces(frame, in_view))
-            frames += 1
-            progress.update()
-            if window:
-                cv2.imshow(window, frame)
-                if cv2.waitKey(1) & 0xFF == ord("q"):
-                    break
-        writer.release()  # a stopped run's video ends here, and plays
-        capture.release()
+        try:
+            for frame, in_view in read_live(capture, args.every, lambda: ctrl_c.pressed,
+                                            counted, rgb2gray, read_squares):
+                writer.write(draw_faces(frame, in_view))
+                frames += 1
+                progress.update()
+                if window:
+                    cv2.imshow(window, frame)
+                    if cv2.waitKey(1) & 0xFF == ord("q"):
+                        break
+        finally:
+            # A stopped run's video ends here, and plays; after an error, the open file would
+            # keep Windows from removing the unfinished video.
+            writer.release()
+            capture.release()
         progress.close()
     report(frames, time.monotonic() - started, counted, source, output)
     return 130 if ctrl_c.pressed else 0
