@@ -23,8 +23,10 @@ record one save ahead of the checkpoint, never behind it.
 """
 
 import json
+import math
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -34,7 +36,20 @@ from book_support import plumbing
 RECORD_NAME = "run.json"
 LOCK_NAME = ".lock"
 BEST = "best"  # the subfolder where early stopping keeps the best checkpoint
-_LOCKS = {}  # folder -> its held lock; the system lets go when the process ends
+_LOCKS = {}  # folder -> its held lock, until the run ends (plumbing.run_reporting_errors)
+
+# What run.json holds, entry by entry, in one place: the record is read only through record(),
+# which checks every entry it knows against this (an entry it does not know is kept, unread).
+# A type is a value of that type (int: a count, float: any number, None: null), a dict the
+# entry's own keys, a list [shape] a list of such, a tuple one of several.
+COUNT, NUMBER, SETTING = int, float, (str, int, float, bool, type(None), [str])
+RECORD_SHAPE = {
+    "settings": ({str: SETTING}, type(None)),  # the options a run's checkpoints depend on
+    "history": [{"epoch": COUNT, "train_loss": NUMBER, "validation_loss": NUMBER,  # LeNet's
+                 "test_sample_accuracy": NUMBER, "validation_accuracy": NUMBER}],
+    "early_stopping": {"best_loss": NUMBER, "best_step": (COUNT, type(None)),  # emotion's
+                       "since_best": COUNT},
+}
 
 
 def preferred_folder(folder):
@@ -195,16 +210,66 @@ class CheckpointFolder:
             return {}
 
     def record(self):
-        """What the last save recorded: {"settings": ..., and the script's state}, or {}."""
+        """What the last save recorded: {"settings": ..., and the script's state}, or {};
+        every entry checked against RECORD_SHAPE, a wrong one refused in one line."""
         path = None if self.folder is None else self.folder / RECORD_NAME
         if path is None or not path.exists():
             return {}
         try:
             record = json.loads(path.read_text())
+            problem = shape_problem(record, {key: RECORD_SHAPE.get(key, object)
+                                             for key in record}
+                                    if isinstance(record, dict) else {}, "the record")
         except (OSError, ValueError) as error:
-            raise plumbing.UserError(f"{path} cannot be read ({error}); move the folder away "
-                                     f"or choose another {self.option}") from None
-        return record if isinstance(record, dict) else {}
+            problem = str(error)
+        if problem:
+            raise plumbing.UserError(f"{path} cannot be read ({problem}); add --restart to "
+                                     f"start over, or choose another {self.option}")
+        return record
+
+
+def shape_problem(value, shape, where):
+    """What is wrong with `value` against `shape` (RECORD_SHAPE's kinds), as a phrase naming
+    where; None when nothing is."""
+    if shape is object:
+        return None
+    if isinstance(shape, tuple):
+        problems = [shape_problem(value, kind, where) for kind in shape]
+        return None if None in problems else problems[0]
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{where} is not a list"
+        return next(filter(None, (shape_problem(item, shape[0], f"{where}, item {number}")
+                                  for number, item in enumerate(value))), None)
+    if isinstance(shape, dict) and str in shape:  # any names, each value of one kind
+        if not isinstance(value, dict):
+            return f"{where} is not a table of names"
+        return next(filter(None, (shape_problem(item, shape[str], f"{where}: {name!r}")
+                                  for name, item in value.items())), None)
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{where} is not a table"
+        missing = [name for name in shape if name not in value]
+        if missing:
+            return f"{where} has no {missing[0]!r}"
+        return next(filter(None, (shape_problem(value[name], kind, f"{where}: {name!r}")
+                                  for name, kind in shape.items())), None)
+    return None if is_of_kind(value, shape) else f"{where} is {json.dumps(value)[:40]}, " \
+        f"not {KIND_NAMES[shape]}"
+
+
+KIND_NAMES = {int: "a count", float: "a finite number", str: "text", bool: "true or false",
+              type(None): "null"}
+
+
+def is_of_kind(value, kind):
+    if isinstance(value, bool) or kind is bool:  # JSON's true is no number, 1 no truth value
+        return isinstance(value, bool) and kind is bool
+    if kind is int:
+        return isinstance(value, int) and value >= 0
+    if kind is float:  # a run stops on a loss that is not finite, so none is ever recorded
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, kind)
 
 
 def start(folder, option, settings, restart=False):
@@ -242,7 +307,10 @@ def lock(folder, option):
     key = folder.resolve()
     if key in _LOCKS:
         return
+    made = next((path for path in reversed([folder, *folder.parents]) if not path.exists()),
+                None)  # the outermost folder this run makes, if any
     folder.mkdir(parents=True, exist_ok=True)
+    refuse_a_strange_lock(folder / LOCK_NAME, option)
     held = FileLock(folder / LOCK_NAME, timeout=0)
     try:
         held.acquire()
@@ -250,6 +318,41 @@ def lock(folder, option):
         raise plumbing.UserError(f"another run is using {folder}; let it finish (or stop it), "
                                  f"or choose another {option}") from None
     _LOCKS[key] = held
+    plumbing.release_when_the_run_ends(lambda: release(key, folder, made))
+
+
+def refuse_a_strange_lock(path, option):
+    """The lock is a plain file this project makes: anything else in its place (a folder, a
+    link that may lead out of the folder, a pipe that would hang the open) is refused."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a link" if stat.S_ISLNK(mode)
+                else "not a regular file")
+        raise plumbing.UserError(f"{path} is {kind}, not the lock file a run makes; remove it, "
+                                 f"or choose another {option}")
+
+
+def release(key, folder, made):
+    """Let go of `folder`'s lock. When this run made the folder (`made`: the outermost one it
+    made) and left nothing else in it, the folders go too: a run refused before its first save
+    leaves no trace."""
+    held = _LOCKS.pop(key, None)
+    if held is None:
+        return
+    held.release()
+    if made is None or [path.name for path in folder.iterdir()] != [LOCK_NAME]:
+        return
+    (folder / LOCK_NAME).unlink(missing_ok=True)
+    for path in [folder, *folder.parents]:
+        try:
+            path.rmdir()
+        except OSError:  # something arrived meanwhile: it stays
+            return
+        if path == made:
+            return
 
 
 def owns(folder, path):

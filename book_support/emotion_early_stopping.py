@@ -7,11 +7,8 @@ lowered it. Where the count stands is one entry of the run's record, LOGS_DIR/ru
 rerun picks the count up, and best/ holds nothing but the checkpoint's files.
 """
 
-import math
-
-from book_support import plumbing
 from book_support import tf_setup
-from book_support.checkpoints import BEST, RECORD_NAME, CheckpointFolder
+from book_support.checkpoints import BEST, CheckpointFolder
 
 with tf_setup.tensorflow_logging_quieted():
     import tensorflow.compat.v1 as tf
@@ -56,31 +53,12 @@ class EarlyStopping:
 
 
 def recorded_count(saved):
-    """(best loss, its step, validations since) from the record's entry; a fresh count when
-    there is none. A value of the wrong kind is one line, not a traceback later."""
+    """(best loss, its step, validations since) from the record's entry (its kinds checked
+    where every entry's are: checkpoints.RECORD_SHAPE); a fresh count when there is none."""
     entry = saved.record().get(ENTRY)
     if entry is None:
         return float("inf"), None, 0
-    try:
-        best_loss, best_step, since_best = (entry["best_loss"], entry["best_step"],
-                                            entry["since_best"])
-        if not (is_number(best_loss) and (best_step is None or is_count(best_step))
-                and is_count(since_best)):
-            raise ValueError(f"{entry} is not a loss, a step and a count")
-    except (KeyError, TypeError, ValueError) as error:
-        raise plumbing.UserError(f"{saved.folder / RECORD_NAME} cannot be read (its {ENTRY} "
-                                 f"entry: {type(error).__name__}: {error}); add --restart to "
-                                 f"start over, or choose another {saved.option}") from None
-    return float(best_loss), best_step, since_best
-
-
-def is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and not math.isnan(value)
-
-
-def is_count(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return float(entry["best_loss"]), entry["best_step"], entry["since_best"]
 
 
 def keeping_one(saver):

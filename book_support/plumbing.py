@@ -107,9 +107,26 @@ def seed(text):
     return value
 
 
+_RELEASES = []  # what the run holds (a folder's lock), let go of when it ends, however it ends
+
+
+def release_when_the_run_ends(release):
+    """Call `release()` when run_reporting_errors returns or raises: a script's main() that
+    fails, is interrupted or is called again in the same process never keeps what it held."""
+    _RELEASES.append(release)
+
+
 def run_reporting_errors(work, parser=None):
     """Run `work()` and turn expected failures into one line on stderr and an exit code; an
-    ArgumentMistake also prints `parser`'s usage line."""
+    ArgumentMistake also prints `parser`'s usage line. What the run held is released after."""
+    try:
+        return _reporting_errors(work, parser)
+    finally:
+        while _RELEASES:
+            _RELEASES.pop()()
+
+
+def _reporting_errors(work, parser):
     program = program_name()
     try:
         return work() or 0

@@ -45,11 +45,13 @@ def restored_values(folder, name="weights", identify=None):
 
 def test_a_save_resumes_with_its_record(tmp_path):
     assert restored_values(tmp_path / "ck") == ([0, 0, 0], None, True)
-    path = save_values(tmp_path / "ck", [7, 8, 9], history=[{"epoch": 0}])
+    history = [{"epoch": 0, "train_loss": 0.5, "validation_loss": 0.4,
+                "test_sample_accuracy": 0.9, "validation_accuracy": 0.875}]
+    path = save_values(tmp_path / "ck", [7, 8, 9], history=history)
     assert path == str(tmp_path / "ck" / "model.ckpt-4")
     assert restored_values(tmp_path / "ck") == ([7, 8, 9], path, False)
     record = CheckpointFolder(tmp_path / "ck", None, "--checkpoint-dir").record()
-    assert record == {"settings": {"seed": 1}, "history": [{"epoch": 0}]}
+    assert record == {"settings": {"seed": 1}, "history": history}
 
 
 def test_a_folder_moved_and_named_by_its_new_absolute_path_resumes(tmp_path):
