@@ -265,6 +265,8 @@ def photo_or_live(args):
     live = args.video is not None or args.camera is not None
     if live == (args.photo is not None):
         raise plumbing.ArgumentMistake("give a photo, or --video PATH, or --camera N")
+    if args.video == "":
+        raise plumbing.ArgumentMistake("--video needs the path of a video file")
     if args.tta and args.evaluations:
         raise plumbing.ArgumentMistake("--tta averages one deterministic pass with its mirror; "
                                        "--evaluations counts random passes: choose one")

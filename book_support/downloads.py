@@ -241,14 +241,19 @@ def extract_archive(archive, directory, largest_member=None, largest_total=None)
         with tarfile.open(archive) as bundle:
             members = bundle.getmembers()
             for member in members:
-                bad_link = (member.issym() or member.islnk()) and not _inside(
-                    root, Path(member.name).parent / member.linkname)
+                # A symbolic link points from its own folder; a hard link names a member
+                # from the archive's root.
+                target = (Path(member.name).parent / member.linkname if member.issym()
+                          else member.linkname)
+                bad_link = (member.issym() or member.islnk()) and not _inside(root, target)
                 if (not _inside(root, member.name) or bad_link
                         or member.isdev() or member.isfifo()):
                     raise UserError(f"{archive} has an unsafe member: {member.name}")
             _check_sizes(archive, root, {member.name: member.size for member in members},
                          largest_member, largest_total)
             _extracting(archive, lambda: bundle.extractall(root, filter="data"))
+    except tarfile.FilterError as error:  # what the check above missed, the filter refuses
+        raise UserError(f"{archive} has an unsafe member: {error.tarinfo.name}") from None
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as error:
         raise UserError(f"{archive} is not a readable archive ({error})") from None
 

@@ -151,11 +151,15 @@ def open_capture(args):
     except ImportError:
         raise plumbing.UserError("--video and --camera need OpenCV: pip install "
                                  "'opencv-python-headless<5'") from None
+    if args.video is not None and "://" not in args.video and not Path(args.video).is_file():
+        said = "is not a file" if Path(args.video).exists() else "does not exist"
+        raise plumbing.UserError(f"{args.video} {said}")
     with tf_setup.native_stderr_silenced():  # OpenCV's own warnings, said once below
-        capture = cv2.VideoCapture(args.video if args.video else args.camera)
+        capture = cv2.VideoCapture(args.video if args.video is not None else args.camera)
     if not capture.isOpened():
         raise plumbing.UserError(f"cannot open {args.video}: not a video OpenCV can read"
-                                 if args.video else f"no camera at index {args.camera}")
+                                 if args.video is not None else
+                                 f"no camera at index {args.camera}")
     return cv2, capture
 
 
@@ -164,6 +168,9 @@ def output_path(args):
     output = Path(args.output or (f"{Path(args.video).stem}_emotions.avi" if args.video
                                   else f"camera{args.camera}_emotions.avi"))
     problem = plumbing.output_problem(output, "--output", args.overwrite)
+    if output.suffix.lower() != ".avi":  # what OpenCV writes here is Motion-JPEG in AVI
+        problem = problem or (f"--output {output}: the annotated video is a Motion-JPEG AVI "
+                              f"file; give a name ending in .avi")
     if problem:
         raise plumbing.ArgumentMistake(problem)
     return output
@@ -174,7 +181,7 @@ def run_live(args, *, latest_checkpoint, restore, rgb2gray, crop_faces, read_fac
     are emotion_test.py's steps for a photo, so that a frame is read exactly as a photo is."""
     import tensorflow.compat.v1 as tf
 
-    source = args.video or f"camera {args.camera}"
+    source = args.video if args.video is not None else f"camera {args.camera}"
     output = output_path(args)
     cv2, capture = open_capture(args)
     checkpoint = latest_checkpoint(args.logs_dir)
@@ -182,7 +189,7 @@ def run_live(args, *, latest_checkpoint, restore, rgb2gray, crop_faces, read_fac
     size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if args.video else None
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if args.video is not None else None
     print(f"{source}: {size[0]}x{size[1]} at {fps:g} frames/s; faces read every "
           f"{args.every} frame(s)")
     print(f"model: {checkpoint}")

@@ -61,8 +61,13 @@ def program_name():
     return Path(sys.argv[0]).name or "script"
 
 
-def count(minimum=1):
-    """An argparse type: a whole number of at least `minimum`."""
+# The largest count any option takes: TensorFlow keeps steps and sizes, and OpenCV camera
+# indices, in 32-bit integers, where a larger number fails deep inside, after the work began.
+MAX_COUNT = 2**31 - 1
+
+
+def count(minimum=1, maximum=MAX_COUNT):
+    """An argparse type: a whole number of at least `minimum` and at most `maximum`."""
     def whole_number(text):
         try:
             value = int(text)
@@ -70,6 +75,8 @@ def count(minimum=1):
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is more than {maximum:,}")
         return value
     return whole_number
 
@@ -101,7 +108,7 @@ def share(text):
 
 def seed(text):
     """An argparse type: a seed NumPy and TensorFlow both take, 0 to 2**32 - 1."""
-    value = count(0)(text)
+    value = count(0, maximum=None)(text)
     if value >= 2**32:
         raise argparse.ArgumentTypeError(f"{value} is more than {2**32 - 1}, the largest seed")
     return value
@@ -221,7 +228,7 @@ class Progress:
     """
 
     def __init__(self, total, label, unit="", scale=1.0, stream=None, initial=0):
-        self.total = total
+        self.total = total if total and total > 0 else None  # a video may not know its length
         self.label = label
         self.unit = unit
         self.scale = scale

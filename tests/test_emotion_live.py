@@ -11,7 +11,7 @@ import pytest
 
 import emotion_test
 from book_support import faces, live_video
-from conftest import posix_only
+from conftest import PROJECT, posix_only, run_script
 
 cv2 = pytest.importorskip("cv2", reason="--video needs opencv-python-headless "
                                         "(requirements-dev.txt)")
@@ -169,6 +169,11 @@ def test_a_video_without_faces_says_so(logs, tmp_path, detector, capsys):
     (["--camera", "7"], 1, "no camera at index 7"),
     (["{tmp}/photo.png", "--video", "{tmp}/notes.avi"], 2, "give a photo, or --video"),
     ([], 2, "give a photo, or --video"),
+    (["--video", "{tmp}/missing.avi"], 1, "missing.avi does not exist"),
+    (["--video", "{tmp}"], 1, "is not a file"),
+    (["--video", ""], 2, "--video needs the path of a video file"),
+    (["--video", "{tmp}/notes.avi", "--output", "{tmp}/out.mp4"], 2, "ending in .avi"),
+    (["--video", "{tmp}/notes.avi", "--output", "{tmp}/out"], 2, "ending in .avi"),
 ])
 def test_a_source_that_cannot_be_read_is_one_line(logs, tmp_path, capsys, args, code, words):
     (tmp_path / "notes.avi").write_text("not a video")
@@ -177,6 +182,17 @@ def test_a_source_that_cannot_be_read_is_one_line(logs, tmp_path, capsys, args, 
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and words in errors[0], errors
     assert not list(tmp_path.glob("*_emotions.avi"))
+
+
+@pytest.mark.parametrize("script, args", [
+    ("emotion_test.py", ["--camera", "99999999999999999999"]),
+    ("emotion_cnn.py", ["--iterations", "99999999999999999999", "--schedule", "cosine"]),
+    ("lenet_mnist.py", ["--epochs", "2147483648"]),
+])
+def test_a_count_too_large_for_tensorflow_is_a_mistake_before_any_work(script, args):
+    result = run_script(PROJECT / script, *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "is more than 2,147,483,647" in result.stderr.splitlines()[-1]
 
 
 def test_without_a_display_the_reader_is_told_there_is_no_window(monkeypatch, capsys):

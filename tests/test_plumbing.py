@@ -152,6 +152,15 @@ def test_progress_shows_rate_and_eta_in_a_log():
     assert "ETA" in lines[0] and "8/8 batches" in lines[-1]
 
 
+@pytest.mark.parametrize("total", [None, 0, -1, -9223372036854775808])
+def test_a_progress_of_unknown_length_counts_without_a_share_or_an_eta(total):
+    # OpenCV gives a video of unknown length as 0 frames, or as the smallest 64-bit integer.
+    progress = plumbing.Progress(total, "reading", unit=" frames", stream=io.StringIO())
+    progress.update(7)
+    line = progress.describe(now=progress.started + 2.0)
+    assert "7 frames" in line and "%" not in line and "ETA" not in line and "-" not in line
+
+
 def test_a_resumed_progress_counts_its_rate_from_where_it_resumed():
     progress = plumbing.Progress(100, "downloading", stream=io.StringIO(), initial=90)
     progress.update(10)
@@ -186,14 +195,22 @@ def test_tar_member_outside_the_folder_is_refused(tmp_path, evil):
     assert leftovers(tmp_path / "out") == []  # refused whole, before anything was written
 
 
-def test_tar_link_pointing_outside_is_refused(tmp_path):
+@pytest.mark.parametrize("kind, name, target", [
+    (tarfile.SYMTYPE, "innocent", "../../etc/passwd"),
+    (tarfile.LNKTYPE, "innocent", "../outside.txt"),
+    # a hard link's target is named from the archive's root, not from the link's folder
+    (tarfile.LNKTYPE, "deep/er/innocent", "../outside.txt"),
+])
+def test_tar_link_pointing_outside_is_refused(tmp_path, kind, name, target):
+    (tmp_path / "outside.txt").write_text("the reader's")
     archive = tmp_path / "a.tgz"
     with tarfile.open(archive, "w:gz") as bundle:
-        link = tarfile.TarInfo("innocent")
-        link.type, link.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+        link = tarfile.TarInfo(name)
+        link.type, link.linkname = kind, target
         bundle.addfile(link)
-    with pytest.raises(UserError, match="innocent"):
+    with pytest.raises(UserError, match=f"unsafe member: {name}"):
         downloads.extract_archive(archive, tmp_path / "out")
+    assert leftovers(tmp_path / "out") == []
 
 
 def test_zip_member_outside_the_folder_is_refused(tmp_path):
