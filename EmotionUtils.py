@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from book_support import plumbing
+from book_support import file_roles, plumbing
 from book_support.emotion_cache import FaceCache
 from book_support.emotion_csv import IMAGE_SIZE, NUM_LABELS, find_layout, read_face_csv
 from book_support.emotion_csv import training_and_public_test
@@ -137,10 +137,6 @@ def save_first_image(image, label, path):
 
 
 def show_data(args):
-    if args.save:
-        problem = plumbing.output_problem(args.save, "--save", args.overwrite)
-        if problem:
-            raise plumbing.ArgumentMistake(problem)
     images = read_data(args.data_dir, force=args.force)
     train_images, train_labels, valid_images, valid_labels, test_images = images
     print("train images shape = ", train_images.shape)
@@ -192,11 +188,12 @@ def main(argv=None):
         "Read the face-expression CSVs, print the book's shapes and save the first "
         "training image. Malformed rows are skipped with a warning naming their "
         "line; a file with no usable row is an error.")
-    parser.add_argument("--data-dir", "--data_dir",
-                        default=plumbing.native_path("data/EmotionDetector"),
-                        help="folder with train.csv + test.csv, or fer2013.csv")
-    parser.add_argument("--save", metavar="PNG", default=None,
-                        help="save the first training image with its label (a new file)")
+    file_roles.reads(parser.add_argument(
+        "--data-dir", "--data_dir", default=plumbing.native_path("data/EmotionDetector"),
+        help="folder with train.csv + test.csv, or fer2013.csv"), file_roles.FOLDER)
+    file_roles.writes(parser.add_argument(
+        "--save", metavar="PNG", default=None,
+        help="save the first training image with its label (a new file)"))
     parser.add_argument("--overwrite", action="store_true",
                         help="let --save replace an existing file")
     parser.add_argument("--force", action="store_true", help="ignore the cache and re-parse")

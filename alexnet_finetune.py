@@ -39,6 +39,8 @@ import numpy as np
 
 import alexnet_forward
 from book_support import alexnet_files
+from book_support import checkpoints
+from book_support import file_roles
 from book_support import finetune_runs
 from book_support import pets_data
 from book_support import plumbing
@@ -197,22 +199,23 @@ def train_and_test(args):
 
 def main(argv=None):
     parser = plumbing.argument_parser("Fine-tune the pretrained AlexNet to tell dogs from cats.")
-    parser.add_argument("--train-dir",
-                        default=plumbing.native_path("data/dogs-vs-cats/prepared/trainDir"),
-                        help="227x227 photos named cat.N.jpg / dog.N.jpg (prep_images.py)")
-    parser.add_argument("--test-dir",
-                        default=plumbing.native_path("data/dogs-vs-cats/prepared/testDir"),
-                        help="photos to score; '' for none")
-    parser.add_argument("--test-labels", default=None,
-                        help="CSV with file,label columns (default: TEST_DIR/labels.csv, "
-                             "else cat/dog in the file names, else unlabelled)")
-    parser.add_argument("--predictions", default="predictions.csv",
-                        help="where an unlabelled test folder's id,label CSV goes (a new file)")
+    file_roles.reads(parser.add_argument(
+        "--train-dir", default=plumbing.native_path("data/dogs-vs-cats/prepared/trainDir"),
+        help="227x227 photos named cat.N.jpg / dog.N.jpg (prep_images.py)"), file_roles.FOLDER)
+    file_roles.reads(parser.add_argument(
+        "--test-dir", default=plumbing.native_path("data/dogs-vs-cats/prepared/testDir"),
+        help="photos to score; '' for none"), file_roles.FOLDER)
+    file_roles.reads(parser.add_argument(
+        "--test-labels", default=None, help="CSV with file,label columns (default: "
+        "TEST_DIR/labels.csv, else cat/dog in the file names, else unlabelled)"))
+    file_roles.writes(parser.add_argument(
+        "--predictions", default="predictions.csv",
+        help="where an unlabelled test folder's id,label CSV goes (a new file)"))
     parser.add_argument("--overwrite", action="store_true",
                         help="let --predictions replace an existing file")
-    parser.add_argument("--weights", default=None,
-                        help=f"bvlc_alexnet.npy (default: downloaded to "
-                             f"{alexnet_files.DATA_DIR})")
+    file_roles.reads(parser.add_argument(
+        "--weights", default=None,
+        help=f"bvlc_alexnet.npy (default: downloaded to {alexnet_files.DATA_DIR})"))
     parser.add_argument("--iterations", type=plumbing.count(1), default=59,
                         help="training steps (the book's loop: Iter 100 ... Iter 5900 at "
                              "batch 100)")
@@ -224,10 +227,10 @@ def main(argv=None):
                         help="comma-separated layers to train, e.g. fc7,fc8")
     parser.add_argument("--display-step", type=plumbing.count(1), default=1,
                         help="print the loss line every this many steps")
-    parser.add_argument("--checkpoint-dir",
-                        default=plumbing.native_path("checkpoints/alexnet_finetune"),
-                        help="where the trained model is saved (also on Ctrl-C); the same "
-                             "command resumes from it, other settings are refused")
+    file_roles.keeps_state(parser.add_argument(
+        "--checkpoint-dir", default=plumbing.native_path("checkpoints/alexnet_finetune"),
+        help="where the trained model is saved (also on Ctrl-C); the same command resumes "
+             "from it, other settings are refused"), checkpoints.owns)
     parser.add_argument("--restart", action="store_true",
                         help="start over: remove the checkpoints in --checkpoint-dir first")
     parser.add_argument("--seed", type=plumbing.seed, default=None,

@@ -35,6 +35,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from book_support import alexnet_files
+from book_support import file_roles
 from book_support import gradcam
 from book_support import image_io
 from book_support import plumbing
@@ -213,19 +214,19 @@ def network_view(array):
 def main(argv=None):
     parser = plumbing.argument_parser(
         "Top classes of images under the pretrained AlexNet (ImageNet, 1000 classes).")
-    parser.add_argument("images", nargs="*", help="images of any size and mode (default: the "
-                                                  "book's laska.png and poodle.png, here or in "
-                                                  f"{alexnet_files.DATA_DIR})")
+    file_roles.reads(parser.add_argument(
+        "images", nargs="*", help=f"images of any size and mode (default: the book's laska.png "
+                                  f"and poodle.png, here or in {alexnet_files.DATA_DIR})"))
     parser.add_argument("--top", type=plumbing.count(1), default=5,
                         help="classes printed per image")
-    parser.add_argument("--weights", default=None,
-                        help=f"bvlc_alexnet.npy (default: downloaded to "
-                             f"{alexnet_files.DATA_DIR})")
-    parser.add_argument("--classes", default=None,
-                        help=f"caffe_classes.py or a text file of names (default: downloaded "
-                             f"to {alexnet_files.DATA_DIR})")
+    file_roles.reads(parser.add_argument(
+        "--weights", default=None,
+        help=f"bvlc_alexnet.npy (default: downloaded to {alexnet_files.DATA_DIR})"))
+    file_roles.reads(parser.add_argument(
+        "--classes", default=None, help=f"caffe_classes.py or a text file of names (default: "
+                                        f"downloaded to {alexnet_files.DATA_DIR})"))
     tf_setup.add_device_option(parser)
-    gradcam.add_cam_arguments(parser, "conv5, on the 227x227 input,")
+    gradcam.add_cam_arguments(parser, "conv5, on the 227x227 input,", "images")
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: classify(args), parser)
 

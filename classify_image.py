@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from book_support import downloads
+from book_support import file_roles
 from book_support import gradcam
 from book_support import image_io
 from book_support import inception_bottlenecks
@@ -152,20 +153,23 @@ def classify(args):
 def main(argv=None):
     parser = plumbing.argument_parser(
         "Classify images with the 2015 Inception-v3 frozen graph.")
-    parser.add_argument("--model_dir", "--model-dir",
-                        default=plumbing.native_path("data/inception"),
-                        help="where classify_image_graph_def.pb and the label files are, or "
-                             "where the tarball is downloaded and extracted")
-    parser.add_argument("--image_file", "--image-file", "--image", nargs="+", action="extend",
-                        metavar="IMAGE", default=[],
-                        help="images to classify (default: the tarball's cropped_panda.jpg)")
+    file_roles.reads(parser.add_argument(
+        "--model_dir", "--model-dir", default=plumbing.native_path("data/inception"),
+        help="where classify_image_graph_def.pb and the label files are, or where the tarball "
+             "is downloaded and extracted"), file_roles.FOLDER)
+    file_roles.reads(parser.add_argument(
+        "--image_file", "--image-file", "--image", nargs="+", action="extend", metavar="IMAGE",
+        default=[], help="images to classify (default: the tarball's cropped_panda.jpg)"))
     parser.add_argument("--num_top_predictions", "--num-top-predictions", type=plumbing.count(1),
                         default=5, help="display this many predictions")
     parser.add_argument("--bottleneck", metavar="DIR", default=None,
                         help="also save each image's 2048 pool_3 features as DIR/FILE.npy "
                              "(cat_jpg.npy for cat.jpg), replaced when the image is run again")
     tf_setup.add_device_option(parser)
-    gradcam.add_cam_arguments(parser, "the last 8x8 mixed layer")
+    gradcam.add_cam_arguments(parser, "the last 8x8 mixed layer", "image_file")
+    file_roles.also_writes(parser, lambda args: [
+        ("--bottleneck", path) for path in
+        inception_bottlenecks.paths(args.bottleneck, args.image_file).values()], cache=True)
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: classify(args), parser)
 

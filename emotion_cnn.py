@@ -41,7 +41,8 @@ import numpy as np
 
 import EmotionUtils
 from book_support import emotion_options, emotion_report, emotion_training_aids
-from book_support import emotion_training_graph, emotion_tta, plumbing, tf_setup
+from book_support import checkpoints, emotion_training_graph, emotion_tta, file_roles, plumbing
+from book_support import tf_setup
 from book_support.emotion_runs import TrainingRun, restore_for_testing
 
 with tf_setup.tensorflow_logging_quieted():
@@ -267,8 +268,9 @@ def test(args, data):
     print(f"Test accuracy: {right / len(predicted):.4f} ({right}/{len(predicted)})  "
           f"loss {test_loss:.4f}")
     matrix = emotion_report.confusion_matrix(predicted, data.test_labels)
+    figure = f"confusion_matrix-{Path(checkpoint).name}{'-tta' if args.tta else ''}.png"
     emotion_report.report(matrix, EmotionUtils.emotion,
-                          Path(args.logs_dir) / f"confusion_matrix-{Path(checkpoint).name}.png")
+                          None if args.dry_run else Path(args.logs_dir) / figure)
     return 0
 
 
@@ -306,14 +308,14 @@ def build_parser():
     """The book's three flags, then the options beyond them (book_support/emotion_options.py)."""
     parser = plumbing.argument_parser(
         "Train (or test) the book's emotion-recognition CNN on 48x48 faces.")
-    parser.add_argument("--data-dir", "--data_dir",
-                        default=plumbing.native_path("data/EmotionDetector"),
-                        help="train.csv + test.csv (the book's layout) or fer2013.csv; "
-                             "malformed rows are skipped with a warning")
-    parser.add_argument("--logs-dir", "--logs_dir",
-                        default=plumbing.native_path("logs/EmotionDetector_logs"),
-                        help="checkpoints (every 100 steps; the same command resumes, other "
-                             "settings are refused) and TensorBoard")
+    file_roles.reads(parser.add_argument(
+        "--data-dir", "--data_dir", default=plumbing.native_path("data/EmotionDetector"),
+        help="train.csv + test.csv (the book's layout) or fer2013.csv; malformed rows are "
+             "skipped with a warning"), file_roles.FOLDER)
+    file_roles.keeps_state(parser.add_argument(
+        "--logs-dir", "--logs_dir", default=plumbing.native_path("logs/EmotionDetector_logs"),
+        help="checkpoints (every 100 steps; the same command resumes, other settings are "
+             "refused) and TensorBoard"), checkpoints.owns)
     parser.add_argument("--mode", choices=("train", "test"), default="train",
                         help="train (resuming from LOGS_DIR), or score the newest checkpoint")
     emotion_options.add_options(parser, MAX_ITERATIONS, BATCH_SIZE, EVALUATE_EVERY)

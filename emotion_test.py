@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 import EmotionUtils
-from book_support import (emotion_figure, emotion_tta, faces, graph_checks, image_io, live_video,
-                          plumbing, tf_setup)
+from book_support import (emotion_figure, emotion_tta, faces, file_roles, graph_checks, image_io,
+                          live_video, plumbing, tf_setup)
 from book_support.checkpoints import CheckpointFolder, preferred_folder
 
 with tf_setup.tensorflow_logging_quieted():
@@ -142,7 +142,7 @@ def count_predictions(session, x, y_conv, image, evaluations):
 def run(args):
     """The photo in gray, the network restored, its answer in the book's seven lines; then
     the figure. A photo of several faces goes to read_every_face after the same first steps."""
-    figure = figure_path(args)  # a result is never replaced unasked: checked before any work
+    figure = figure_path(args)
     gray = read_gray(args.photo)
     image, squares, crops = face_inputs(gray)
     checkpoint = latest_checkpoint(args.logs_dir)
@@ -185,12 +185,19 @@ def run(args):
 # --------------------------------------------------------------------------------------------
 
 def figure_path(args):
-    """--figure, or PHOTO_emotions.png; refused if it exists, unless --overwrite."""
-    figure = Path(args.figure or f"{Path(args.photo).stem}_emotions.png")
-    problem = plumbing.output_problem(figure, "--figure", args.overwrite)
-    if problem:
-        raise plumbing.ArgumentMistake(problem)
-    return figure
+    """--figure, or PHOTO_emotions.png (checked before any work, as every output is:
+    book_support/file_roles.py)."""
+    return Path(args.figure or f"{Path(args.photo).stem}_emotions.png")
+
+
+def outputs(args):
+    """What a run writes, for file_roles' check: the figure of a photo, a video's annotated
+    copy."""
+    if args.photo:
+        return [("--figure", figure_path(args))]
+    if args.video is not None or args.camera is not None:
+        return [("--output", live_video.output_path(args))]
+    return []
 
 
 def read_every_face(args, shape, batch, squares, checkpoint, figure):
@@ -230,17 +237,17 @@ def run_live(args):
 def main(argv=None):
     parser = plumbing.argument_parser(
         "Read the emotion on a photo with the emotion CNN's newest checkpoint.")
-    parser.add_argument("photo", nargs="?",
-                        help="a photo of one face or several: JPEG, PNG, ... any mode")
-    parser.add_argument("--logs-dir", "--logs_dir",
-                        default=plumbing.native_path("logs/EmotionDetector_logs"),
-                        help="where emotion_cnn.py saved its checkpoints")
+    file_roles.reads(parser.add_argument(
+        "photo", nargs="?", help="a photo of one face or several: JPEG, PNG, ... any mode"))
+    file_roles.reads(parser.add_argument(
+        "--logs-dir", "--logs_dir", default=plumbing.native_path("logs/EmotionDetector_logs"),
+        help="where emotion_cnn.py saved its checkpoints"), file_roles.FOLDER)
     parser.add_argument("--evaluations", type=plumbing.count(1), default=None,
                         help="count N random predictions, as the book (for graphs with dropout "
                              "built in); default: one deterministic pass")
-    parser.add_argument("--figure", default=None,
-                        help="PNG of the input beside the probabilities, or of the photo with "
-                             "each face boxed (default: PHOTO_emotions.png, a new file)")
+    file_roles.writes(parser.add_argument(
+        "--figure", default=None, help="PNG of the input beside the probabilities, or of the "
+        "photo with each face boxed (default: PHOTO_emotions.png, a new file)"))
     parser.add_argument("--overwrite", action="store_true",
                         help="let --figure replace an existing file")
     tf_setup.add_device_option(parser)
@@ -249,14 +256,16 @@ def main(argv=None):
                              "(test-time augmentation: twice the network's work per face)")
     live = parser.add_argument_group("beyond the book: every face of a video or a webcam")
     source = live.add_mutually_exclusive_group()
-    source.add_argument("--video", metavar="PATH", help="a video file OpenCV reads")
+    file_roles.reads(source.add_argument("--video", metavar="PATH",
+                                         help="a video file OpenCV reads"))
     source.add_argument("--camera", type=plumbing.count(0), metavar="N",
                         help="a webcam by index (0: the first)")
-    live.add_argument("--output", metavar="PATH", default=None,
-                      help="the annotated video, Motion-JPEG AVI (default: VIDEO_emotions.avi "
-                           "or cameraN_emotions.avi, a new file)")
+    file_roles.writes(live.add_argument(
+        "--output", metavar="PATH", default=None, help="the annotated video, Motion-JPEG AVI "
+        "(default: VIDEO_emotions.avi or cameraN_emotions.avi, a new file)"))
     live.add_argument("--every", type=plumbing.count(1), default=1, metavar="N",
                       help="read the faces on every Nth frame only, when the CPU cannot keep up")
+    file_roles.also_writes(parser, outputs)
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: photo_or_live(args), parser)
 

@@ -26,7 +26,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from book_support import checkpoints, lenet_plots, lenet_runs, mnist_data, plumbing, tf_setup
+from book_support import checkpoints, file_roles, lenet_plots, lenet_runs, mnist_data
+from book_support import plumbing, tf_setup
 from book_support.checkpoints import CheckpointFolder
 
 with tf_setup.tensorflow_logging_quieted():
@@ -175,7 +176,6 @@ def subset(data, indices):
 # --------------------------------------------------------------------------------------------
 
 def run(args):
-    check_arguments(args)
     if args.dry_run:  # a check of the set-up: nothing is read from or written to disk but data
         args.checkpoint_dir = args.logdir = args.plot = args.plot_inside = None
     settings = lenet_runs.settings_of(args)
@@ -236,8 +236,9 @@ def run(args):
 def build_parser():
     parser = plumbing.argument_parser(
         "Train the book's LeNet-5-style CNN on MNIST (TensorFlow 2 via tf.compat.v1).")
-    parser.add_argument("--data-dir", default=plumbing.native_path("data/MNIST-data"),
-                        help="where the four MNIST .gz files are, or are downloaded to")
+    file_roles.reads(parser.add_argument(
+        "--data-dir", default=plumbing.native_path("data/MNIST-data"),
+        help="where the four MNIST .gz files are, or are downloaded to"), file_roles.FOLDER)
     parser.add_argument("--epochs", type=plumbing.count(1), default=EPOCHS,
                         help="total epochs (the book's 100); a rerun with more continues")
     parser.add_argument("--batch-size", type=plumbing.count(1), default=BATCH_SIZE,
@@ -250,17 +251,21 @@ def build_parser():
     parser.add_argument("--seed", type=plumbing.seed, default=None,
                         help="seed for weights, dropout and shuffling; also turns on "
                              "deterministic kernels (same seed, same numbers). Default: random")
-    parser.add_argument("--checkpoint-dir", default=plumbing.native_path("checkpoints/lenet_mnist"),
-                        help="checkpoint after every epoch here; the same command resumes "
-                             "from it, other settings are refused")
+    file_roles.keeps_state(parser.add_argument(
+        "--checkpoint-dir", default=plumbing.native_path("checkpoints/lenet_mnist"),
+        help="checkpoint after every epoch here; the same command resumes from it, other "
+             "settings are refused"), checkpoints.owns)
     parser.add_argument("--restart", action="store_true",
                         help="start over: remove the checkpoints in --checkpoint-dir first")
-    parser.add_argument("--logdir", default=None, help="write TensorBoard scalars here")
-    parser.add_argument("--plot", metavar="PATH", default=None,
-                        help="save loss and accuracy curves as a PNG (a new file)")
-    parser.add_argument("--plot-inside", metavar="PATH", default=None,
-                        help="after training (or from a finished checkpoint), save conv1's "
-                             "kernels and the conv1-3 maps of one test digit as a PNG")
+    file_roles.writes(parser.add_argument(
+        "--logdir", default=None, help="write TensorBoard scalars here"), file_roles.FOLDER)
+    file_roles.writes(parser.add_argument(
+        "--plot", metavar="PATH", default=None,
+        help="save loss and accuracy curves as a PNG (a new file)"))
+    file_roles.writes(parser.add_argument(
+        "--plot-inside", metavar="PATH", default=None,
+        help="after training (or from a finished checkpoint), save conv1's kernels and the "
+             "conv1-3 maps of one test digit as a PNG"))
     parser.add_argument("--digit-index", type=plumbing.count(0), default=0,
                         help="the test digit --plot-inside shows")
     parser.add_argument("--overwrite", action="store_true",
@@ -269,21 +274,6 @@ def build_parser():
                         help="one epoch of 3 batches, 512-image evaluations; nothing is written")
     tf_setup.add_device_option(parser)
     return parser
-
-
-def check_arguments(args):
-    """The command-line mistakes argparse cannot see, before any work."""
-    outputs = {"--plot": args.plot, "--plot-inside": args.plot_inside}
-    problem = plumbing.distinct_outputs_problem(outputs)
-    for option, path in outputs.items():
-        if path and checkpoints.owns(args.checkpoint_dir, path):
-            problem = problem or f"{option} {path} is one of the checkpoint's own files"
-        problem = problem or (path and plumbing.output_problem(path, option, args.overwrite))
-    for option in ("--checkpoint-dir", "--logdir"):
-        folder = getattr(args, option[2:].replace("-", "_"))
-        problem = problem or (folder and plumbing.folder_problem(folder, option))
-    if problem:
-        raise plumbing.ArgumentMistake(problem)
 
 
 def main(argv=None):

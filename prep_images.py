@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from book_support import file_roles
 from book_support import image_io
 from book_support import image_workers
 from book_support import pets_data
@@ -105,8 +106,7 @@ def prepare(args):
     testDir's labels written and the counts said."""
     source_dir, output_dir = Path(args.source), Path(args.output)
     prepared_folder.refuse_unusable(source_dir, output_dir)
-    problem = plumbing.folder_problem(output_dir, "output") or \
-        image_workers.memory_problem(args, plumbing.available_memory_bytes())
+    problem = image_workers.memory_problem(args, plumbing.available_memory_bytes())
     if problem:
         raise plumbing.ArgumentMistake(problem)
     jobs, test_rows, skipped = plan(source_dir, output_dir, args.test_count, args.seed,
@@ -133,8 +133,11 @@ def main(argv=None):
     parser = plumbing.argument_parser(
         "Make the book's trainDir/testDir of 227x227 RGB JPEGs from Kaggle's "
         "dogs-vs-cats photos.")
-    parser.add_argument("source", help="folder of cat.N.jpg / dog.N.jpg photos (never modified)")
-    parser.add_argument("output", help="where trainDir/ and testDir/ are written")
+    file_roles.reads(parser.add_argument(
+        "source", help="folder of cat.N.jpg / dog.N.jpg photos (never modified)"),
+        file_roles.FOLDER)
+    file_roles.writes(parser.add_argument(
+        "output", help="where trainDir/ and testDir/ are written"), file_roles.FOLDER)
     parser.add_argument("--size", type=plumbing.count(8), default=227,
                         help="side of the square outputs")
     parser.add_argument("--test-count", type=plumbing.count(0), default=100,

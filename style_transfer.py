@@ -43,6 +43,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from book_support import file_roles
 from book_support import image_io
 from book_support import lbfgs
 from book_support import plumbing
@@ -112,11 +113,6 @@ def vgg19(image, params):
             if name == "pool5":
                 return model
     return model
-
-
-def list_layers(params):
-    return "\n".join(f"{params[name][0].shape} {name}" for name in vgg_files.VGG19_LAYERS
-                     if name in params)
 
 
 def content_loss(p, x):
@@ -259,7 +255,7 @@ def stylize(session, problem, iterations, optimizer, report_every, should_stop=l
 
 def run(args):
     if args.list_layers:
-        print(list_layers(vgg_files.load_vgg(args.weights or vgg_files.download())))
+        print(vgg_files.list_layers(vgg_files.load_vgg(args.weights or vgg_files.download())))
         return 0
     # mistakes, unreadable images and sizes that cannot fit: found before the weights are read
     content_image, style_images, initial_source, size = style_preflight.open_inputs(args)
@@ -288,20 +284,21 @@ def run(args):
 def build_parser():
     parser = plumbing.argument_parser(
         "Paint the content image in the style of the style image(s) with VGG-19.")
-    parser.add_argument("--content", help="the photo to repaint (never modified)")
-    parser.add_argument("--style", nargs="+", default=[], help="one or more style images")
+    file_roles.reads(parser.add_argument("--content",
+                                         help="the photo to repaint (never modified)"))
+    file_roles.reads(parser.add_argument("--style", nargs="+", default=[],
+                                         help="one or more style images"))
     parser.add_argument("--style-blend-weights", type=plumbing.number(minimum=0), nargs="+",
-                        default=None,
-                        help="one weight per style (normalised); default equal")
-    parser.add_argument("--weights", default=None,
-                        help=f"imagenet-vgg-verydeep-19.mat (default: downloaded to "
-                             f"{vgg_files.DATA_DIR})")
+                        default=None, help="one weight per style (normalised); default equal")
+    file_roles.reads(parser.add_argument(
+        "--weights", default=None,
+        help=f"imagenet-vgg-verydeep-19.mat (default: downloaded to {vgg_files.DATA_DIR})"))
     parser.add_argument("--list-layers", action="store_true",
                         help="print each conv/fc kernel shape beside its name, and exit")
     parser.add_argument("--output-dir", default="out",
                         help="where N.png, progress_grid.png and loss_curve.png go")
-    parser.add_argument("--output", default=None,
-                        help="the final image (default: OUTPUT_DIR/final.png)")
+    file_roles.writes(parser.add_argument(
+        "--output", default=None, help="the final image (default: OUTPUT_DIR/final.png)"))
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
     parser.add_argument("--iterations", type=plumbing.count(1), default=None,
                         help="optimiser steps (default: the book's 1000 with adam, 100 with "
@@ -327,9 +324,9 @@ def build_parser():
     parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam",
                         help="the book's Adam, or L-BFGS: the loss of the book's 1000 Adam "
                              "iterations in a few dozen iterations (README)")
-    parser.add_argument("--initial", default="noise",
-                        help="content, noise (the book's 0.7 noise + 0.3 content), style, or "
-                             "an image path")
+    file_roles.reads(parser.add_argument(
+        "--initial", default="noise",
+        help="content, noise (the book's 0.7 noise + 0.3 content), style, or an image path"))
     parser.add_argument("--preserve-colors", action="store_true",
                         help="keep the content's colours: transfer luminance only")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -338,6 +335,7 @@ def build_parser():
     parser.add_argument("--seed", type=plumbing.seed, default=None,
                         help="seed of the starting noise")
     tf_setup.add_device_option(parser)
+    file_roles.also_writes(parser, style_preflight.outputs)
     return parser
 
 

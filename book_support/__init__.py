@@ -4,7 +4,8 @@ The nine files at the project's root are the book's listings, rebuilt, each in t
 section. This package holds what the book does not have, in modules named for their job (the
 README's table lists them all, grouped by the script that uses them):
 
-  shared        plumbing (errors, --help, Ctrl-C, progress, output files), downloads, image_io,
+  shared        plumbing (errors, --help, Ctrl-C, progress, output files), file_roles (what
+                each script reads and writes, checked once before any work), downloads, image_io,
                 tf_setup (devices, sessions, seeds), checkpoints (resume, run.json, the lock),
                 graph_checks (graph files from outside, op by op), gradcam
   file formats  mnist_data, alexnet_files, vgg_files, inception_files

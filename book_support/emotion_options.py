@@ -64,9 +64,9 @@ def add_options(parser, iterations, batch_size, evaluate_every):
 
 
 def before_any_work(args):
-    """Refuse a batch that cannot fit in memory, --erase without --augment, a --logs-dir that
-    cannot be written; then, to train, hold LOGS_DIR and refuse a rerun with other settings
-    (checkpoints.start)."""
+    """Refuse a batch that cannot fit in memory, --erase without --augment; then, to train,
+    hold LOGS_DIR and refuse a rerun with other settings (checkpoints.start). The files and
+    folders the options name were checked before (book_support/file_roles.py)."""
     if args.mode == "train":
         problem = batch_problem(args, plumbing.available_memory_bytes())
         if problem:
@@ -74,9 +74,6 @@ def before_any_work(args):
     if args.erase and not args.augment:
         raise plumbing.ArgumentMistake("--erase erases part of augmented faces: add --augment")
     if args.mode == "train" and not args.dry_run:
-        problem = plumbing.folder_problem(args.logs_dir, "--logs-dir")
-        if problem:
-            raise plumbing.ArgumentMistake(problem)
         checkpoints.start(args.logs_dir, "--logs-dir", settings_of(args), args.restart)
 
 

@@ -2,6 +2,8 @@
 and plotted) and each emotion's precision and recall. `names` maps a label to its emotion
 (EmotionUtils.emotion)."""
 
+from pathlib import Path
+
 import numpy as np
 
 from book_support import plumbing
@@ -56,8 +58,14 @@ def print_precision_and_recall(matrix, names):
 
 
 def report(matrix, names, path):
-    """The tables, and the plot saved to `path`."""
+    """The tables, and the plot saved to `path` (None: a dry run, nothing written). The plot
+    is the checkpoint's, in its folder: a rerun on the same checkpoint replaces it, and says
+    so."""
     print_confusion(matrix, names)
     print_precision_and_recall(matrix, names)
+    if path is None:
+        return
+    replaced = Path(path).exists()
     plot_confusion(matrix, names, path)
-    print(f"saved the confusion matrix to {path}")
+    print(f"replaced the same checkpoint's confusion matrix in {path}" if replaced
+          else f"saved the confusion matrix to {path}")

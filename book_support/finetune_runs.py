@@ -46,10 +46,6 @@ def plan(args, layer_names):
         run.valid_files, run.valid_y = valid_files[:DRY_RUN_IMAGES], valid_y[:DRY_RUN_IMAGES]
         run.test_files = test_files[:DRY_RUN_IMAGES]
         run.test_y = None if test_y is None else test_y[:DRY_RUN_IMAGES]
-    elif test_files and test_y is None:
-        problem = plumbing.output_problem(args.predictions, "--predictions", args.overwrite)
-        if problem:
-            raise plumbing.ArgumentMistake(problem)
     checkpoints.start(args.checkpoint_dir, "--checkpoint-dir", run.record, args.restart)
     return run
 
@@ -64,7 +60,6 @@ def checked_layers(args, layer_names):
                    f"not {args.train_layers}")
     if args.test_labels and not Path(args.test_labels).is_file():
         problem = problem or f"--test-labels {args.test_labels} does not exist"
-    problem = problem or plumbing.folder_problem(args.checkpoint_dir, "--checkpoint-dir")
     if problem:
         raise plumbing.ArgumentMistake(problem)
     return layers

@@ -72,9 +72,15 @@ def class_index(class_names, wanted):
                     f"({some}...); give more of one")
 
 
-def add_cam_arguments(parser, where):
+def add_cam_arguments(parser, where, images):
     """--cam DIR, --cam-class NAME and --overwrite, the same in every script that draws
-    Grad-CAM; `where` says which layer, over what."""
+    Grad-CAM; `where` says which layer, over what; `images` is the option naming the images,
+    whose heatmaps are declared as outputs (book_support/file_roles.py)."""
+    from book_support import file_roles
+
+    file_roles.also_writes(parser, lambda args: [
+        ("--cam", path) for path in cam_paths(args.cam, getattr(args, images) or [],
+                                              args.overwrite).values()])
     parser.add_argument("--cam", metavar="DIR", default=None,
                         help=f"also save, per image, a Grad-CAM heatmap of where {where} "
                              f"found the class (DIR/FILE_cam.png: cat_jpg_cam.png for "

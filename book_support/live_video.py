@@ -164,15 +164,13 @@ def open_capture(args):
 
 
 def output_path(args):
-    """--output, or VIDEO_emotions.avi / cameraN_emotions.avi; checked before any work."""
+    """--output, or VIDEO_emotions.avi / cameraN_emotions.avi (checked before any work, as
+    every output is: book_support/file_roles.py)."""
     output = Path(args.output or (f"{Path(args.video).stem}_emotions.avi" if args.video
                                   else f"camera{args.camera}_emotions.avi"))
-    problem = plumbing.output_problem(output, "--output", args.overwrite)
     if output.suffix.lower() != ".avi":  # what OpenCV writes here is Motion-JPEG in AVI
-        problem = problem or (f"--output {output}: the annotated video is a Motion-JPEG AVI "
-                              f"file; give a name ending in .avi")
-    if problem:
-        raise plumbing.ArgumentMistake(problem)
+        raise plumbing.ArgumentMistake(f"--output {output}: the annotated video is a "
+                                       f"Motion-JPEG AVI file; give a name ending in .avi")
     return output
 
 

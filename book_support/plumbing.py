@@ -5,8 +5,10 @@ an ArgumentMistake exit 2 with the usage line, Ctrl-C exit 130), argument_parser
 each default shown once) and the argument types every script checks its numbers with (count,
 number, seed), CtrlC (a first Ctrl-C checked between steps), Progress (a line with rate and
 ETA), and the one policy for output files: output_problem, folder_problem and
-distinct_outputs_problem (checked before any work; a result is never replaced without
---overwrite), atomic_output, pyplot and save_figure.
+distinct_outputs_problem (applied before any work by book_support/file_roles.py to every file a
+script declares; a result is never replaced without --overwrite), atomic_output, pyplot and
+save_figure. run_reporting_errors runs that check, and lets go of what a run held (a
+checkpoint folder's lock) however the run ends.
 
 The rest of the package lives in modules named for their job (see book_support/__init__.py).
 """
@@ -46,9 +48,20 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class ScriptParser(argparse.ArgumentParser):
+    """An ArgumentParser that keeps what it parsed, for run_reporting_errors to check the
+    files its options name (book_support/file_roles.py) before any work."""
+
+    parsed = None
+
+    def parse_args(self, args=None, namespace=None):
+        self.parsed = super().parse_args(args, namespace)
+        return self.parsed
+
+
 def argument_parser(description):
     """The argparse parser every script starts from, with HelpFormatter."""
-    return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    return ScriptParser(description=description, formatter_class=HelpFormatter)
 
 
 def native_path(text):
@@ -136,6 +149,9 @@ def run_reporting_errors(work, parser=None):
 def _reporting_errors(work, parser):
     program = program_name()
     try:
+        if getattr(parser, "parsed", None) is not None:
+            from book_support import file_roles  # it builds on this module
+            file_roles.check(parser, parser.parsed)
         return work() or 0
     except ArgumentMistake as error:
         if parser is not None:

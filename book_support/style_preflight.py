@@ -76,6 +76,15 @@ def planned_outputs(args):
                                Path(args.output or out / "final.png")]
 
 
+def outputs(args):
+    """[(option, path)] of planned_outputs, for book_support/file_roles.py to check before any
+    work (none when the run will only list the layers, or is missing its images)."""
+    if args.list_layers or not (args.content and args.style):
+        return []
+    return [("--output" if args.output and path == Path(args.output) else "--output-dir", path)
+            for path in planned_outputs(with_optimizer_defaults(args))]
+
+
 def saves_problem(args, size, free):
     """Why the images --save-every asks for cannot fit in `free` bytes, or None."""
     count = args.iterations // args.save_every + 2
@@ -101,17 +110,6 @@ def check_before_work(args):
                                        f"{len(args.style_blend_weights)} weights)")
     if args.style_blend_weights and sum(args.style_blend_weights) <= 0:
         raise plumbing.ArgumentMistake("--style-blend-weights must not all be 0")
-    images = [args.content, *args.style]
-    if args.initial not in ("content", "noise", "style"):
-        images.append(args.initial)
-    inputs = [Path(path).resolve() for path in images + ([args.weights] if args.weights else [])]
-    for output in planned_outputs(args):
-        if output.resolve() in inputs:
-            raise plumbing.ArgumentMistake(f"{output} is an input; outputs never replace inputs")
-        option = "--output" if args.output and output == Path(args.output) else "--output-dir"
-        problem = plumbing.output_problem(output, option, args.overwrite)
-        if problem:
-            raise plumbing.ArgumentMistake(problem)
 
 
 def check_fits(args, size):

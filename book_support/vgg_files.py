@@ -90,3 +90,9 @@ def check_chain(params, path):
 def download():
     """The path of the .mat file in DATA_DIR, downloaded and verified on first use."""
     return downloads.fetch(VGG_WEIGHTS, DATA_DIR)
+
+
+def list_layers(params):
+    """--list-layers: each conv/fc kernel's shape beside its name, in the network's order."""
+    return "\n".join(f"{params[name][0].shape} {name}" for name in VGG19_LAYERS
+                     if name in params)

@@ -367,3 +367,16 @@ def test_cam_mistakes_are_one_line(tmp_path, model_dir, capsys, option, value, w
     assert classify_image.main(args) == (2 if option == "--cam" else 1)
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(err) == 1 and words in err[0], err
+
+
+def test_a_bottleneck_file_may_not_replace_an_image_it_reads(model_dir, tmp_path):
+    # cat.jpg's features go to DIR/cat_jpg.npy: here that name is one of the images given.
+    folder = tmp_path / "d"
+    folder.mkdir()
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(folder / "cat.jpg")
+    Image.new("RGB", (32, 32), (10, 200, 10)).save(folder / "cat_jpg.npy", format="JPEG")
+    kept = (folder / "cat_jpg.npy").read_bytes()
+    result = run_script(PROJECT / "classify_image.py", "--model_dir", model_dir, "--image_file",
+                        folder / "cat.jpg", folder / "cat_jpg.npy", "--bottleneck", folder)
+    assert result.returncode == 2 and "outputs never replace inputs" in result.stderr
+    assert (folder / "cat_jpg.npy").read_bytes() == kept

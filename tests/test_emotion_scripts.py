@@ -114,6 +114,23 @@ def test_mode_test_reports_accuracy_and_a_confusion_matrix(book_trained):
     assert (root / "logs" / "confusion_matrix-model.ckpt-2.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_mode_test_keeps_one_figure_per_checkpoint_and_tta_and_a_dry_run_writes_none(
+        book_trained):
+    def test(*extra):
+        result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", book_trained.data,
+                            "--logs-dir", book_trained.logs, "--mode", "test", *extra)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+    before = set(book_trained.logs.iterdir())
+    assert "confusion matrix" in test("--dry-run")
+    assert set(book_trained.logs.iterdir()) == before  # a dry run writes nothing
+    assert "saved the confusion matrix to" in test()
+    assert "saved the confusion matrix to" in test("--tta")  # its own file, not the plain one
+    assert {path.name for path in book_trained.logs.iterdir()} - {p.name for p in before} == {
+        "confusion_matrix-model.ckpt-2.png", "confusion_matrix-model.ckpt-2-tta.png"}
+    assert "replaced the same checkpoint's confusion matrix" in test()  # said, not silent
+
+
 def test_mode_test_without_a_checkpoint_is_one_clear_line(tmp_path):
     data = write_book_layout(tmp_path / "data", train_count=40, test_count=10)
     result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", data, "--logs-dir",

@@ -703,11 +703,11 @@ def test_sizes_that_cannot_fit_are_refused_before_work(tmp_path, capsys):
     runs = {
         "--batch-size": lambda: emotion_cnn.main(["--data-dir", str(faces), "--logs-dir",
                                                   str(tmp_path / "logs"), "--batch-size",
-                                                  "1000000000000"]),
+                                                  "2147483647"]),
         "--size": lambda: prep_images.main([str(photos), str(tmp_path / "prepared"),
                                             "--size", "200000", "--test-count", "1"]),
         "--save-every": lambda: style_transfer.main(
-            [str(arg) for arg in style_inputs(tmp_path)] + ["--iterations", "10" + "0" * 12,
+            [str(arg) for arg in style_inputs(tmp_path)] + ["--iterations", "2147483647",
                                                             "--save-every", "1"]),
     }
     for option, run in runs.items():
