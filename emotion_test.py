@@ -78,10 +78,15 @@ def restore(session, checkpoint):
     try:
         tf.train.import_meta_graph(meta_graph, clear_devices=True)
         x, y_conv = graph.get_tensor_by_name("input:0"), graph.get_tensor_by_name("output:0")
+        if not graph_checks.is_emotion_network(x, y_conv, len(EmotionUtils.emotion)):
+            raise ValueError("not the shapes of faces and emotions")
         saver = tf.train.Saver()
-    except (KeyError, ValueError, tf.errors.OpError):  # ValueError: no variables, bad graph
-        raise plumbing.UserError(f"{checkpoint}.meta has no emotion network (input:0, output:0 "
-                                 f"and its weights)") from None
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError, tf.errors.OpError):
+        # ValueError: no variables, a bad graph; the others: a collection that does not decode
+        raise plumbing.UserError(f"{checkpoint}.meta has no emotion network (input:0 of "
+                                 f"{IMAGE_SIZE}x{IMAGE_SIZE} gray faces, output:0 of "
+                                 f"{len(EmotionUtils.emotion)} emotions, and its weights)"
+                                 ) from None
     if not list(Path(checkpoint).parent.glob(Path(checkpoint).name + ".data-*")):
         raise plumbing.UserError(f"{checkpoint} cannot be restored: its .data file is missing")
     try:

@@ -31,9 +31,10 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from book_support import plumbing
+from book_support import file_roles, plumbing
 
 RECORD_NAME = "run.json"
+LARGEST_RECORD = 64 * 2**20  # LeNet's history of 100 epochs is 20 kB
 LOCK_NAME = ".lock"
 BEST = "best"  # the subfolder where early stopping keeps the best checkpoint
 _LOCKS = {}  # folder -> its held lock, until the run ends (plumbing.run_reporting_errors)
@@ -216,7 +217,7 @@ class CheckpointFolder:
         if path is None or not path.exists():
             return {}
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(file_roles.read_bytes(path, LARGEST_RECORD))
             problem = shape_problem(record, {key: RECORD_SHAPE.get(key, object)
                                              for key in record}
                                     if isinstance(record, dict) else {}, "the record")

@@ -168,3 +168,20 @@ def hard_linked_into(path, folder):
         if any(same_file(path, Path(root) / name) for name in names):
             return True
     return False
+
+
+def read_bytes(path, largest):
+    """The bytes of `path`, a file a script finds by itself (a checkpoint's graph, a record):
+    refused in one line if it is not a regular file (a pipe would never end, a device such as
+    /dev/zero never stop) or is larger than `largest` bytes."""
+    try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            raise plumbing.UserError(f"{path} is not a regular file; only a file a run wrote "
+                                     f"can be read there")
+        if status.st_size > largest:
+            raise plumbing.UserError(f"{path} is {status.st_size:,} bytes, more than the "
+                                     f"{largest:,} such a file can be")
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise plumbing.UserError(f"cannot read {path}: {error.strerror}") from None

@@ -8,9 +8,10 @@ way; the published one is known by its checksum. Every
 allowlist starts from TENSOR_MATH_OPS, the ops that only compute on tensors.
 """
 
-from pathlib import Path
 
-from book_support import plumbing
+from book_support import file_roles, plumbing
+
+LARGEST_META_GRAPH = 100 * 2**20  # an emotion network's .meta is under 1 MB
 
 # Ops that only compute on tensors: no files, processes, network or Python. A graph file from
 # outside (a .meta, a frozen .pb) runs only if its ops are these or ones its script names.
@@ -75,25 +76,59 @@ def read_meta_graph(path):
 
     meta_graph = tf.MetaGraphDef()
     try:
-        meta_graph.ParseFromString(Path(path).read_bytes())
-    except OSError as error:
-        raise plumbing.UserError(f"cannot read {path}: {error.strerror}") from None
+        meta_graph.ParseFromString(file_roles.read_bytes(path, LARGEST_META_GRAPH))
     except DecodeError:
         meta_graph.Clear()
     if not meta_graph.graph_def.node:  # an empty file parses, as an empty graph
         raise plumbing.UserError(f"{path} is damaged: it is not a TensorFlow graph")
-    refuse_unexpected_ops(meta_graph.graph_def, EMOTION_OPS, path,
-                                   "an emotion network")
+    refuse_unexpected_ops(meta_graph.graph_def, EMOTION_OPS, path, "an emotion network")
     graph_def = meta_graph.graph_def
-    if SAVER_WRITES & (ops_needed_by(graph_def, "output") | function_ops(graph_def)):
-        raise plumbing.UserError(f"{path} is refused: its output:0 would run a save op; only "
-                                 f"run graph files you trust")
+    if (SAVER_WRITES & (ops_needed_by(graph_def, "output") | function_ops(graph_def))
+            or writes_outside_its_saver(meta_graph)):
+        raise plumbing.UserError(f"{path} is refused: running or restoring it would run a save "
+                                 f"op; only run graph files you trust")
     return meta_graph
+
+
+def is_emotion_network(faces, emotions, count, size=48):
+    """Whether tensors `faces` and `emotions` are a network's float input of size x size gray
+    faces and its float output of `count` emotions (unknown batch sizes allowed)."""
+    def fits(tensor, wanted):
+        shape = tensor.shape
+        return (tensor.dtype.is_floating and shape.rank == len(wanted) and
+                all(known is None or known == want for known, want in
+                    zip(shape.as_list(), wanted) if want is not None))
+    return fits(faces, [None, size, size, 1]) and fits(emotions, [None, count])
+
+
+def writes_outside_its_saver(meta_graph):
+    """Whether a node other than the file's own saver's save path depends on a save op: a
+    variable with a control input on one, say, would write files when it is restored."""
+    graph_def = meta_graph.graph_def
+    writers = {node.name for node in graph_def.node if node.op in SAVER_WRITES}
+    if not writers:
+        return False
+    save_path = nodes_needed_by(graph_def, meta_graph.saver_def.save_tensor_name.split(":")[0])
+    dependents, changed = set(writers), True
+    while changed:  # every node with a writer among its inputs, all the way down
+        changed = False
+        for node in graph_def.node:
+            if node.name not in dependents and any(
+                    given.lstrip("^").split(":")[0] in dependents for given in node.input):
+                dependents.add(node.name)
+                changed = True
+    return not dependents <= save_path
 
 
 def ops_needed_by(graph_def, name):
     """The op types that running node `name` runs: its inputs and control inputs, all the way
     back."""
+    nodes = {node.name: node for node in graph_def.node}
+    return {nodes[each].op for each in nodes_needed_by(graph_def, name)}
+
+
+def nodes_needed_by(graph_def, name):
+    """The names of the nodes that running node `name` runs, `name` included."""
     nodes = {node.name: node for node in graph_def.node}
     needed, waiting = set(), [name]
     while waiting:
@@ -101,7 +136,7 @@ def ops_needed_by(graph_def, name):
         if current in nodes and current not in needed:
             needed.add(current)
             waiting.extend(given.lstrip("^").split(":")[0] for given in nodes[current].input)
-    return {nodes[each].op for each in needed}
+    return needed
 
 
 def function_ops(graph_def):

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from book_support import downloads
+from book_support import file_roles
 from book_support import graph_checks
 from book_support import image_io
 from book_support import plumbing
@@ -114,11 +115,9 @@ def read_graph_def(graph_path):
     from google.protobuf.message import DecodeError
 
     graph_def = tf.GraphDef()
+    data = file_roles.read_bytes(graph_path, 2 * TARBALL_CONTENTS)  # not a pipe, not endless
     try:
-        data = Path(graph_path).read_bytes()
         graph_def.ParseFromString(data)
-    except OSError as error:
-        raise plumbing.UserError(f"cannot read {graph_path}: {error.strerror}") from None
     except DecodeError:
         raise plumbing.UserError(f"{graph_path} is not a TensorFlow GraphDef") from None
     if hashlib.md5(data).hexdigest() != PINNED_MEMBERS[0].md5:  # the published graph is trusted

@@ -82,6 +82,14 @@ def make_pipe(path):
 
 
 @posix_only
+@pytest.mark.parametrize("make", [os.mkfifo, lambda path: path.symlink_to("/dev/zero")])
+def test_a_record_that_is_not_a_file_is_refused_before_it_is_read(tmp_path, mnist_dir, make):
+    (tmp_path / "ck").mkdir()
+    make(tmp_path / "ck" / "run.json")
+    refused_in_one_line(lenet(mnist_dir, tmp_path / "ck"), "run.json is not a regular file")
+
+
+@posix_only
 @pytest.mark.parametrize("make, kind", [(make_folder, "a folder"),
                                         (make_dangling_link, "a link"),
                                         (make_link_outside, "a link"),
