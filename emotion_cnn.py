@@ -329,6 +329,7 @@ def run(args):
     if args.seed is not None:
         tf_setup.make_deterministic(args.seed)
     data = EmotionUtils.read_data(args.data_dir)
+    emotion_options.hold_logs(args, data)
     print("Train size: %s" % data.train_images.shape[0])
     print("Validation size: %s" % data.valid_images.shape[0])
     print("Test size: %s" % data.test_images.shape[0])

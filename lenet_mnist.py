@@ -178,12 +178,14 @@ def subset(data, indices):
 def run(args):
     if args.dry_run:  # a check of the set-up: nothing is read from or written to disk but data
         args.checkpoint_dir = args.logdir = args.plot = args.plot_inside = None
-    settings = lenet_runs.settings_of(args)
+    if args.checkpoint_dir:  # held first: a second run on the folder is refused at once
+        checkpoints.lock(args.checkpoint_dir, "--checkpoint-dir")
+    mnist = mnist_data.read_data_sets(args.data_dir, args.validation_size)
+    settings = lenet_runs.settings_of(args, mnist.train)
     checkpoints.start(args.checkpoint_dir, "--checkpoint-dir", settings, args.restart)
     device = tf_setup.configure_devices(args.cpu)
     if args.seed is not None:
         tf_setup.make_deterministic(args.seed)
-    mnist = mnist_data.read_data_sets(args.data_dir, args.validation_size)
     if args.digit_index >= len(mnist.test.images):
         raise plumbing.ArgumentMistake(f"--digit-index {args.digit_index}: the test set has "
                                        f"digits 0 to {len(mnist.test.images) - 1}")

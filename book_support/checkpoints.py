@@ -290,13 +290,33 @@ def start(folder, option, settings, restart=False):
         return
     recorded = CheckpointFolder(folder, None, option).record().get("settings") or {}
     said = lambda value: "not given" if value is None else value  # noqa: E731
-    changed = [f"--{key.replace('_', '-')} {said(recorded[key])}, now {said(value)}"
+    named = lambda key: ("the training data" if key == DATA  # noqa: E731
+                         else f"--{key.replace('_', '-')}")
+    changed = [f"{named(key)} {said(recorded[key])}, now {said(value)}"
                for key, value in settings.items() if key in recorded and recorded[key] != value]
     if changed:
         raise plumbing.UserError(f"{folder} holds a run made with other settings "
                                  f"({'; '.join(changed)}): give the same settings to resume it, "
                                  f"choose another {option} to start fresh, or add --restart "
                                  f"to start over in this one")
+
+
+DATA = "training_data"  # the settings' entry that says which data a run trains on
+
+
+def fingerprint(count, *parts):
+    """What the settings' DATA entry holds: how many examples, and a checksum of `parts`
+    (arrays, or text) that a copy of the same data shares, wherever its folder is; a resume on
+    other data is then refused as other settings are."""
+    import zlib
+
+    import numpy as np
+
+    checksum = 0
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else np.ascontiguousarray(part)
+        checksum = zlib.crc32(data, checksum)
+    return f"{count:,} examples, checksum {checksum:08x}"
 
 
 def lock(folder, option):

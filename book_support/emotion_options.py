@@ -64,16 +64,25 @@ def add_options(parser, iterations, batch_size, evaluate_every):
 
 
 def before_any_work(args):
-    """Refuse a batch that cannot fit in memory, --erase without --augment; then, to train,
-    hold LOGS_DIR and refuse a rerun with other settings (checkpoints.start). The files and
-    folders the options name were checked before (book_support/file_roles.py)."""
+    """Refuse a batch that cannot fit in memory, --erase without --augment (the files and
+    folders the options name were checked before: book_support/file_roles.py)."""
     if args.mode == "train":
         problem = batch_problem(args, plumbing.available_memory_bytes())
         if problem:
             raise plumbing.ArgumentMistake(problem)
     if args.erase and not args.augment:
         raise plumbing.ArgumentMistake("--erase erases part of augmented faces: add --augment")
+    if args.mode == "train" and not args.dry_run:  # held first: a second run is refused at once
+        checkpoints.lock(args.logs_dir, "--logs-dir")
+
+
+
+def hold_logs(args, data):
+    """To train: hold LOGS_DIR, and refuse a rerun with other settings or on other faces
+    (checkpoints.start); nothing for a test or a dry run."""
     if args.mode == "train" and not args.dry_run:
+        args.training_data = checkpoints.fingerprint(len(data.train_images),
+                                                     data.train_images, data.train_labels)
         checkpoints.start(args.logs_dir, "--logs-dir", settings_of(args), args.restart)
 
 
@@ -94,12 +103,14 @@ def batch_problem(args, free):
 
 def settings_of(args):
     """What a run's checkpoints depend on, recorded with them (a cosine schedule's length
-    too: it sets every step's rate)."""
+    too: it sets every step's rate; and the faces trained on, once hold_logs has read them)."""
     settings = {"model": args.model, "batch_size": args.batch_size, "augment": args.augment,
                 "schedule": args.schedule, "seed": args.seed, "erase": args.erase,
                 "label_smoothing": args.label_smoothing}
     if args.schedule == "cosine":
         settings["iterations"] = args.iterations
+    if getattr(args, "training_data", None):
+        settings[checkpoints.DATA] = args.training_data
     return settings
 
 

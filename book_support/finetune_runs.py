@@ -39,7 +39,7 @@ def plan(args, layer_names):
                           batch_size=args.batch_size, display_step=args.display_step, seed=seed,
                           train_files=train_files, train_y=train_y, valid_files=valid_files,
                           valid_y=valid_y, test_files=test_files, test_y=test_y,
-                          record=settings_of(args, train_layers))
+                          record=settings_of(args, train_layers, train_files, train_y))
     if args.dry_run:  # a check of the set-up: nothing is written
         run.iterations, run.batch_size = 2, min(args.batch_size, DRY_RUN_IMAGES)
         args.checkpoint_dir, args.predictions = None, None
@@ -65,10 +65,13 @@ def checked_layers(args, layer_names):
     return layers
 
 
-def settings_of(args, train_layers):
-    """What a run's checkpoints depend on, recorded with them."""
+def settings_of(args, train_layers, train_files, train_y):
+    """What a run's checkpoints depend on, recorded with them: the options, and which photos
+    (by name: a broken photo replaced by a good one is the same set) with which labels."""
+    photos = "\n".join(Path(path).name for path in train_files)
     return {"train_layers": train_layers, "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate, "seed": args.seed}
+            "learning_rate": args.learning_rate, "seed": args.seed,
+            checkpoints.DATA: checkpoints.fingerprint(len(train_files), photos, train_y)}
 
 
 class PhotoFailed(plumbing.UserError):

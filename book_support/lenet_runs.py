@@ -2,13 +2,15 @@
 resuming from the newest checkpoint (with the history of the epochs before it), saving after
 each whole epoch, and the line a Ctrl-C leaves (book_support/checkpoints.py does the files)."""
 
-from book_support import tf_setup
+from book_support import checkpoints, tf_setup
 
 
-def settings_of(args):
-    """What a run's checkpoints depend on, recorded with them."""
+def settings_of(args, train):
+    """What a run's checkpoints depend on, recorded with them: the options, and the training
+    images and labels themselves."""
     return {"batch_size": args.batch_size, "validation_size": args.validation_size,
-            "seed": args.seed}
+            "seed": args.seed, checkpoints.DATA: checkpoints.fingerprint(
+                len(train.images), train.images, train.labels)}
 
 
 def resume(session, net, saved, epochs):

@@ -5,12 +5,13 @@ ends."""
 
 import json
 import os
+import shutil
 
 import pytest
 from filelock import FileLock
 
 from book_support import checkpoints
-from conftest import PROJECT, posix_only, run_script
+from conftest import PROJECT, posix_only, run_script, write_mnist
 
 LENET_ENTRY = {"epoch": 0, "train_loss": 0.5, "validation_loss": 0.4,
                "test_sample_accuracy": 0.9, "validation_accuracy": 0.875}
@@ -117,3 +118,15 @@ def test_a_run_lets_go_of_its_folder_when_it_ends(tmp_path, mnist_dir):
     other.acquire()
     other.release()
     assert lenet(mnist_dir, tmp_path / "ck", "--epochs", "2").returncode == 0  # and it resumes
+
+
+def test_a_resume_on_other_data_is_refused_and_on_the_same_data_moved_goes_on(tmp_path):
+    first = write_mnist(tmp_path / "first", seed=0)
+    assert lenet(first, tmp_path / "ck").returncode == 0
+    other = write_mnist(tmp_path / "other", seed=1)
+    line = refused_in_one_line(lenet(other, tmp_path / "ck", "--epochs", "2"),
+                               "holds a run made with other settings", "the training data")
+    assert "--restart" in line
+    moved = shutil.copytree(first, tmp_path / "moved")
+    resumed = lenet(moved, tmp_path / "ck", "--epochs", "2")
+    assert resumed.returncode == 0 and "resuming from" in resumed.stdout, resumed.stderr
