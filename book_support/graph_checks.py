@@ -39,12 +39,44 @@ def op_types(graph_def):
 
 
 def refuse_unexpected_ops(graph_def, allowed, path, network):
-    """One line instead of running a graph that holds an op `network` never uses: a crafted
-    graph file could write files or start processes the moment its output is run."""
+    """One line instead of running a graph that holds an op `network` never uses (a crafted
+    graph file could write files or start processes the moment its output is run), or one that
+    would make a tensor larger than any network here needs."""
     unexpected = sorted(op_types(graph_def) - allowed)
     if unexpected:
         raise plumbing.UserError(f"{path} is refused: it holds ops {network} never uses "
-                        f"({', '.join(unexpected[:6])}); only run graph files you trust")
+                                 f"({', '.join(unexpected[:6])}); only run graph files you trust")
+    nodes = {node.name: node for node in graph_def.node}
+    huge = next((node.name for node in graph_def.node if elements_made(nodes, node)
+                 > LARGEST_TENSOR), None)
+    if huge:
+        raise plumbing.UserError(f"{path} is refused: its node {huge} would make a tensor of "
+                                 f"more than {LARGEST_TENSOR:,} values; only run graph files "
+                                 f"you trust")
+
+
+LARGEST_TENSOR = 2**28  # values: 1 GB of float32, far over any layer of these networks
+# The ops that make a tensor whose size a constant input sets, and which input that is.
+SIZED_BY = {"Fill": 0, "BroadcastTo": 1, "Tile": 1, "ResizeBilinear": 1, "OneHot": 1}
+
+
+def elements_made(nodes, node):
+    """How many values `node` makes, where a constant input sets it; else 0. `nodes` maps the
+    graph's node names to nodes."""
+    import numpy as np
+    from tensorflow.python.framework import tensor_util
+
+    if node.op not in SIZED_BY or len(node.input) <= SIZED_BY[node.op]:
+        return 0
+    source = node.input[SIZED_BY[node.op]].lstrip("^").split(":")[0]
+    const = nodes.get(source)
+    if const is None or const.op != "Const":
+        return 0
+    try:
+        values = tensor_util.MakeNdarray(const.attr["value"].tensor)
+    except (TypeError, ValueError):
+        return 0
+    return int(np.prod(np.abs(values.astype(np.float64)))) if values.size else 0
 
 
 # What an emotion network, its training and its saver need beyond tensor math: variables of

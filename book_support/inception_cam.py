@@ -10,6 +10,7 @@ import numpy as np
 
 from book_support import gradcam
 from book_support import image_io
+from book_support import plumbing
 
 LOGITS = "softmax/logits:0"
 SOFTMAX_WIDTH = 1008  # 1000 classes, and 8 ids that name none
@@ -22,8 +23,14 @@ def add_grad_cam(graph):
     import tensorflow.compat.v1 as tf
 
     with graph.as_default():
-        logits = graph.get_tensor_by_name(LOGITS)
-        maps = graph.get_tensor_by_name("pool_3:0").op.inputs[0]  # mixed_10/join, 8x8x2048
+        try:
+            logits = graph.get_tensor_by_name(LOGITS)
+            maps = graph.get_tensor_by_name("pool_3:0").op.inputs[0]  # mixed_10/join, 8x8x2048
+        except (KeyError, IndexError):  # IndexError: a pool_3 made of no input
+            maps = logits = None
+        if maps is None or maps.shape.rank != 4 or tf.gradients(logits, maps)[0] is None:
+            raise plumbing.UserError(f"--cam needs {LOGITS} computed from pool_3's 8x8 maps, "
+                                     f"and this graph has not")
         chosen = tf.placeholder_with_default(tf.argmax(logits, 1, output_type=tf.int32),
                                              [None], name="cam_class")
         return gradcam.grad_cam(maps, logits, chosen), chosen

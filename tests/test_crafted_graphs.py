@@ -98,3 +98,68 @@ def test_a_graph_file_that_is_not_a_file_is_refused_before_it_is_read(tmp_path, 
     make(meta)
     code, errors = read(photo, tmp_path / "logs", capsys)
     assert code == 1 and len(errors) == 1 and "is not a regular file" in errors[0], errors
+
+
+def huge_fill(graph_def):
+    """A Fill of 10^12 values that nothing asks for: it runs only if a session is told to."""
+    dims = graph_def.node.add(name="huge/dims", op="Const")
+    dims.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(
+        np.array([100_000, 100_000, 100], np.int32)))
+    dims.attr["dtype"].type = dims.attr["value"].tensor.dtype
+    value = graph_def.node.add(name="huge/value", op="Const")
+    value.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.float32(0)))
+    value.attr["dtype"].type = value.attr["value"].tensor.dtype
+    fill = graph_def.node.add(name="huge", op="Fill", input=["huge/dims", "huge/value"])
+    fill.attr["T"].type = value.attr["dtype"].type
+    fill.attr["index_type"].type = dims.attr["dtype"].type
+
+
+def test_a_graph_that_would_make_a_huge_tensor_is_refused(tmp_path, photo, capsys):
+    (tmp_path / "logs").mkdir()
+    save_network(tmp_path / "logs")
+    meta_path = tmp_path / "logs" / "model.ckpt-1.meta"
+    meta_graph = tf.MetaGraphDef()
+    meta_graph.ParseFromString(meta_path.read_bytes())
+    huge_fill(meta_graph.graph_def)
+    meta_path.write_bytes(meta_graph.SerializeToString())
+    code, errors = read(photo, tmp_path / "logs", capsys)
+    assert code == 1 and len(errors) == 1 and "node huge would make a tensor" in errors[0]
+
+
+def inception_graph(change):
+    from tests.standins import inception_graph_def
+    graph_def, _ = inception_graph_def(favourites={0: 169, 1: 449})
+    change(graph_def)
+    return graph_def
+
+
+def renamed_logits(graph_def):
+    for node in graph_def.node:
+        node.name = "softmax/scores" if node.name == "softmax/logits" else node.name
+        node.input[:] = ["softmax/scores" if each == "softmax/logits" else each
+                         for each in node.input]
+
+
+def constant_pool_3(graph_def):
+    pool = next(node for node in graph_def.node if node.name == "pool_3")
+    pool.Clear()
+    pool.name, pool.op = "pool_3", "Const"
+    pool.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.ones([1, 1, 1, 4], np.float32)))
+    pool.attr["dtype"].type = pool.attr["value"].tensor.dtype
+
+
+@pytest.mark.parametrize("change, cam, words", [
+    (huge_fill, False, "node huge would make a tensor"),
+    (renamed_logits, True, "--cam needs softmax/logits:0"),
+    (constant_pool_3, True, "--cam needs softmax/logits:0"),
+])
+def test_an_inception_graph_placed_by_hand_that_does_not_fit_is_one_line(tmp_path, capsys,
+                                                                         change, cam, words):
+    import classify_image
+    from tests.standins import tiny_jpeg, write_inception_files
+    write_inception_files(tmp_path / "model", graph_def=inception_graph(change))
+    (tmp_path / "photo.jpg").write_bytes(tiny_jpeg())
+    argv = ["--model_dir", str(tmp_path / "model"), "--image_file", str(tmp_path / "photo.jpg")]
+    code = classify_image.main(argv + (["--cam", str(tmp_path / "cams")] if cam else []))
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert code == 1 and len(errors) == 1 and words in errors[0], errors
