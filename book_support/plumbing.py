@@ -4,9 +4,9 @@ Holds UserError and run_reporting_errors (a problem the user can fix is one line
 an ArgumentMistake exit 2 with the usage line, Ctrl-C exit 130), argument_parser (--help with
 each default shown once) and the argument types every script checks its numbers with (count,
 number, seed), CtrlC (a first Ctrl-C checked between steps), Progress (a line with rate and
-ETA), and the one policy for output files: output_problem, folder_problem and
-distinct_outputs_problem (applied before any work by book_support/file_roles.py to every file a
-script declares; a result is never replaced without --overwrite), atomic_output, pyplot and
+ETA), and the one policy for output files: output_problem and folder_problem (applied before
+any work by book_support/file_roles.py to every file a script declares, which also keeps two
+outputs from naming one file; a result is never replaced without --overwrite), atomic_output, pyplot and
 save_figure. run_reporting_errors runs that check, and lets go of what a run held (a
 checkpoint folder's lock) however the run ends.
 
@@ -407,17 +407,4 @@ def folder_problem(folder, option, named=None):
         return f"{option} {named}: {existing} is a file, not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{option} {named}: cannot write in {existing}"
-    return None
-
-
-def distinct_outputs_problem(outputs):
-    """Why two of `outputs` ({option: path or None}) would write one file, or None."""
-    seen = {}
-    for option, path in outputs.items():
-        if path is None:
-            continue
-        where = Path(path).resolve()
-        if where in seen:
-            return f"{seen[where]} and {option} name the same file, {path}"
-        seen[where] = option
     return None

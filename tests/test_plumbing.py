@@ -251,10 +251,6 @@ def test_an_output_is_checked_without_making_anything(tmp_path):
         tmp_path / "file" / "deeper" / "out.png", "--plot")
     assert plumbing.folder_problem(tmp_path / "a" / "b", "--logdir") is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out.png"]
-    assert plumbing.distinct_outputs_problem({"--a": tmp_path / "x", "--b": None,
-                                              "--c": tmp_path / "y"}) is None
-    assert "--a and --c name the same file" in plumbing.distinct_outputs_problem(
-        {"--a": tmp_path / "x", "--c": tmp_path / "." / "x"})
 
 
 @pytest.mark.parametrize("kind, text, value", [
