@@ -73,6 +73,8 @@ def restore(session, checkpoint):
     """The network of `checkpoint`: its graph from the .meta file, checked to hold only what an
     emotion network needs, and its weights restored by a saver of our own (the file's saver
     could be told to write anywhere)."""
+    from google.protobuf.message import DecodeError
+
     meta_graph = graph_checks.read_meta_graph(checkpoint + ".meta")
     graph = session.graph
     try:
@@ -81,7 +83,7 @@ def restore(session, checkpoint):
         if not graph_checks.is_emotion_network(x, y_conv, len(EmotionUtils.emotion)):
             raise ValueError("not the shapes of faces and emotions")
         saver = tf.train.Saver()
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError, tf.errors.OpError):
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError, DecodeError, tf.errors.OpError):
         # ValueError: no variables, a bad graph; the others: a collection that does not decode
         raise plumbing.UserError(f"{checkpoint}.meta has no emotion network (input:0 of "
                                  f"{IMAGE_SIZE}x{IMAGE_SIZE} gray faces, output:0 of "
@@ -123,11 +125,11 @@ def probabilities(session, x, y_conv, image):
 
 
 def read_faces(session, x, y_conv, batch, tta=False):
-    """The probabilities of a batch of faces from one run; with `tta`, each averaged with its
-    mirror image's (the same run, twice the batch)."""
+    """The probabilities of a batch of faces; with `tta`, each averaged with its mirror
+    image's (the same run, twice the batch)."""
     def scores_of(faces_in):
         return session.run(y_conv, feed_dict={x: faces_in})
-    return emotion_tta.mirror_averaged(scores_of, batch) if tta else scores_of(batch)
+    return emotion_tta.scores_in_batches(scores_of, batch, tta)
 
 
 def count_predictions(session, x, y_conv, image, evaluations):

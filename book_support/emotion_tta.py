@@ -14,14 +14,21 @@ def mirror_averaged(scores_of, faces):
     return (both[:len(faces)] + both[len(faces):]) / 2
 
 
+def scores_in_batches(scores_of, faces, tta=False):
+    """`scores_of` each face (with `tta`, mirror-averaged), MIRRORED_BATCH faces per run: a
+    network read from a file is checked for sizes up to twice that (graph_checks)."""
+    def read(part):
+        return mirror_averaged(scores_of, part) if tta else scores_of(part)
+    return np.concatenate([read(faces[start:start + MIRRORED_BATCH])
+                           for start in range(0, len(faces), MIRRORED_BATCH)])
+
+
 def evaluate_with_mirror(session, net, images, labels):
     """emotion_cnn.evaluate's (mean cross-entropy, predicted labels), from each face's
     probabilities averaged with its mirror image's."""
     def scores_of(batch):
         return session.run(net.output_pred, {net.input_dataset: batch})
-    probabilities = np.concatenate([
-        mirror_averaged(scores_of, images[start:start + MIRRORED_BATCH])
-        for start in range(0, len(images), MIRRORED_BATCH)])
+    probabilities = scores_in_batches(scores_of, images, tta=True)
     right = probabilities[np.arange(len(labels)), np.argmax(labels, axis=1)]
     loss = float(-np.mean(np.log(np.maximum(right, 1e-12))))
     return loss, np.argmax(probabilities, axis=1)

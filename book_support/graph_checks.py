@@ -5,11 +5,13 @@ output:0 is run. emotion_test.py restores the book's network from one, so read_m
 parses it and refuses any op an emotion network never uses, and a graph whose output would
 run a save op. A frozen Inception graph placed by hand (classify_image.py) is checked the same
 way; the published one is known by its checksum. Every
-allowlist starts from TENSOR_MATH_OPS, the ops that only compute on tensors.
+allowlist starts from TENSOR_MATH_OPS, the ops that only compute on tensors. A tensor that
+running or restoring the graph would make of over LARGEST_TENSOR values is refused too, from
+a constant size or from TensorFlow's shape inference at the largest batch fed.
 """
 
 
-from book_support import file_roles, plumbing
+from book_support import emotion_tta, file_roles, plumbing
 
 LARGEST_META_GRAPH = 100 * 2**20  # an emotion network's .meta is under 1 MB
 
@@ -119,7 +121,59 @@ def read_meta_graph(path):
             or writes_outside_its_saver(meta_graph)):
         raise plumbing.UserError(f"{path} is refused: running or restoring it would run a save "
                                  f"op; only run graph files you trust")
+    variables = [node.name for node in graph_def.node if node.op in VARIABLE_OPS]
+    refuse_huge_at_run_time(graph_def, ["output", *variables], path,
+                            {"input:0": [LARGEST_BATCH, 48, 48, 1]})
     return meta_graph
+
+
+VARIABLE_OPS = {"VariableV2", "VarHandleOp"}  # a restore runs these, and their control inputs
+LARGEST_BATCH = 2 * emotion_tta.MIRRORED_BATCH  # faces in one run of a network from a file
+
+
+def refuse_huge_at_run_time(graph_def, fetches, path, inputs=None):
+    """One line instead of running `fetches` when a tensor they need would hold more than
+    LARGEST_TENSOR values. Sizes come from TensorFlow's shape inference with `inputs` (tensor
+    name: the largest shape fed) in place, which also folds sizes computed from constants or
+    from the input's shape; a size known only from the values fed is left to the run, where
+    TensorFlow's out-of-memory error is one line too (plumbing.out_of_memory)."""
+    import tensorflow.compat.v1 as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        try:
+            tf.import_graph_def(graph_def, name="", input_map={
+                name: tf.placeholder(input_type(graph_def, name), shape)
+                for name, shape in (inputs or {}).items()})
+        except (ValueError, TypeError, KeyError, tf.errors.OpError):
+            return  # not importable as it is: the script's own import says so in one line
+    needed = set().union(*(nodes_needed_by(graph_def, name) for name in fetches))
+    for name in sorted(needed):
+        for tensor in graph.get_operation_by_name(name).outputs:
+            if tensor.shape.rank is not None and known_elements(tensor.shape) > LARGEST_TENSOR:
+                raise plumbing.UserError(
+                    f"{path} is refused: its node {name} would make a tensor of "
+                    f"{tensor.shape} (more than {LARGEST_TENSOR:,} values); only run graph "
+                    f"files you trust")
+
+
+def input_type(graph_def, tensor_name):
+    """The dtype of placeholder `tensor_name` in `graph_def` (KeyError if there is none)."""
+    import tensorflow.compat.v1 as tf
+
+    wanted = tensor_name.split(":")[0]
+    node = next((node for node in graph_def.node if node.name == wanted), None)
+    if node is None or "dtype" not in node.attr:
+        raise KeyError(tensor_name)
+    return tf.as_dtype(node.attr["dtype"].type)
+
+
+def known_elements(shape):
+    """The product of the known sizes of `shape`: the fewest values it can hold but none."""
+    product = 1
+    for size in shape.as_list():
+        product *= size if size is not None else 1
+    return product
 
 
 def is_emotion_network(faces, emotions, count, size=48):

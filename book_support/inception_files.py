@@ -123,6 +123,8 @@ def read_graph_def(graph_path):
     if hashlib.md5(data).hexdigest() != PINNED_MEMBERS[0].md5:  # the published graph is trusted
         graph_checks.refuse_unexpected_ops(graph_def, graph_checks.INCEPTION_OPS, graph_path,
                                            "Inception-v3")
+        graph_checks.refuse_huge_at_run_time(
+            graph_def, [name.split(":")[0] for name in TENSORS], graph_path)
     if any(node.op == DEPRECATED_OP for node in graph_def.node):
         print(f"note: this 2015 graph uses {DEPRECATED_OP}, which TensorFlow deprecated in "
               f"GraphDef version 9; the graph is version {graph_def.versions.producer}, so "

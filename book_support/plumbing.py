@@ -1,12 +1,13 @@
 """What every script of the chapter does around its work, written once.
 
 Holds UserError and run_reporting_errors (a problem the user can fix is one line and exit 1,
-an ArgumentMistake exit 2 with the usage line, Ctrl-C exit 130), argument_parser (--help with
-each default shown once) and the argument types every script checks its numbers with (count,
-number, seed), CtrlC (a first Ctrl-C checked between steps), Progress (a line with rate and
-ETA), and the one policy for output files: output_problem and folder_problem (applied before
-any work by book_support/file_roles.py to every file a script declares, which also keeps two
-outputs from naming one file; a result is never replaced without --overwrite), atomic_output, pyplot and
+an ArgumentMistake exit 2 with the usage line, Ctrl-C exit 130, and a full disk or TensorFlow
+out of memory one line too), argument_parser (--help with each default shown once) and the
+argument types every script checks its numbers with (count, number, seed), CtrlC (a first
+Ctrl-C checked between steps), Progress (a line with rate and ETA), and the one policy for
+output files: output_problem and folder_problem (applied before any work by
+book_support/file_roles.py to every file a script declares, which also keeps two outputs from
+naming one file; a result is never replaced without --overwrite), atomic_output, pyplot and
 save_figure. run_reporting_errors runs that check, and lets go of what a run held (a
 checkpoint folder's lock) however the run ends.
 
@@ -18,6 +19,7 @@ import contextlib
 import errno
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -165,11 +167,39 @@ def _reporting_errors(work, parser):
         print(f"{program}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:
-        if not disk_full(error):
-            raise
-        print(f"{program}: error: the disk is full{written_to(error)}; make room, then run "
-              f"again (what was saved before is kept)", file=sys.stderr)
-        return 1
+        if caused_by_ctrl_c(error):
+            print(f"{program}: interrupted", file=sys.stderr)
+            return 130
+        if disk_full(error):
+            print(f"{program}: error: the disk is full{written_to(error)}; make room, then run "
+                  f"again (what was saved before is kept)", file=sys.stderr)
+            return 1
+        if out_of_memory(error):
+            print(f"{program}: error: {out_of_memory(error)}", file=sys.stderr)
+            return 1
+        raise
+
+
+def caused_by_ctrl_c(error):
+    """Whether a KeyboardInterrupt is behind `error`: Ctrl-C inside a library's class set-up
+    (matplotlib's, while TensorFlow loads) comes out as RuntimeError from __set_name__."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def out_of_memory(error):
+    """What to say when TensorFlow could not get the memory for a tensor, or None: a batch
+    or an image too large for this machine, or a graph file that asks for a huge tensor."""
+    found = re.search(r"OOM when allocating tensor with (shape\[[^\]]*\])", str(error))
+    if type(error).__name__ != "ResourceExhaustedError" or not found:
+        return None
+    return (f"TensorFlow ran out of memory for a tensor of {found.group(1)}; use a smaller batch "
+            f"or image, and if a graph file from elsewhere asks for it, do not run that file")
 
 
 # How a full disk or a file-size limit shows: errno from Python, the strerror text inside a
@@ -330,7 +360,8 @@ def replace_file(source, target):
 
 def available_memory_bytes(meminfo="/proc/meminfo"):
     """Memory a new allocation can have: free pages and the page cache the kernel can drop
-    (MemAvailable), or free pages alone where the kernel does not say."""
+    (MemAvailable on Linux), free physical memory on Windows, free pages where the system says
+    only that, or else (macOS) all physical memory: a need over it cannot be met either."""
     try:
         with open(meminfo) as lines:
             for line in lines:
@@ -338,10 +369,33 @@ def available_memory_bytes(meminfo="/proc/meminfo"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    if sys.platform == "win32":
+        return windows_available_memory_bytes()
+    for pages in ("SC_AVPHYS_PAGES", "SC_PHYS_PAGES"):
+        try:
+            return os.sysconf(pages) * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            pass
+    return None
+
+
+def windows_available_memory_bytes():
+    """ullAvailPhys of GlobalMemoryStatusEx: the physical memory Windows can give now."""
+    import ctypes
+
+    class MemoryStatus(ctypes.Structure):
+        _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong),
+                    *((name, ctypes.c_ulonglong) for name in (
+                        "ullTotalPhys", "ullAvailPhys", "ullTotalPageFile", "ullAvailPageFile",
+                        "ullTotalVirtual", "ullAvailVirtual", "ullAvailExtendedVirtual"))]
+    status = MemoryStatus()
+    status.dwLength = ctypes.sizeof(MemoryStatus)
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+            return status.ullAvailPhys
+    except (AttributeError, OSError):
+        pass
+    return None
 
 
 def free_disk_bytes(folder):

@@ -348,3 +348,34 @@ def has_bfloat16():
     """Whether TensorFlow's bf16 rewrite has hardware to run on here: a GPU, or such a CPU."""
     import tensorflow as tf
     return bool(tf.config.list_physical_devices("GPU")) or cpu_has_bfloat16()
+
+
+def animal(kind, rng):
+    """Cats are reddish, dogs bluish, with noise: learnable from any reasonable features."""
+    from PIL import Image
+
+    base = np.array((200, 60, 40) if kind == "cat" else (40, 60, 200), np.float64)
+    pixels = base + rng.normal(0, 40, (227, 227, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def write_pets(root):
+    """A small learnable set of 'cats' and 'dogs' (trainDir/, a labelled testDir/) and
+    stand-in AlexNet weights in `root`, as alexnet_finetune.py reads them."""
+    import csv
+
+    from tests.standins import alexnet_weights, write_py2_alexnet_npy
+
+    rng = np.random.default_rng(0)
+    for folder, count in (("trainDir", 40), ("testDir", 10)):
+        (root / folder).mkdir()
+        for i in range(count):
+            kind = ("cat", "dog")[i % 2]
+            name = f"{kind}.{i}.jpg" if folder == "trainDir" else f"{i + 1}.jpg"
+            animal(kind, rng).save(root / folder / name)
+    with open(root / "testDir" / "labels.csv", "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["file", "label", "source"])
+        writer.writerows([f"{i + 1}.jpg", ("cat", "dog")[i % 2], ""] for i in range(10))
+    write_py2_alexnet_npy(root / "bvlc_alexnet.npy", alexnet_weights(seed=1))
+    return root

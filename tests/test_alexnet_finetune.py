@@ -5,43 +5,21 @@ import re
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from book_support import alexnet_files
 import alexnet_finetune
 import alexnet_forward
 from book_support import pets_data
 from book_support import tf_setup
-from conftest import PROJECT, ctrl_c_when, posix_only, run_script, start_script
-from tests.standins import alexnet_weights, write_py2_alexnet_npy
+from conftest import PROJECT, ctrl_c_when, posix_only, run_script, start_script, write_pets
 
 LOSS_LINE = re.compile(r"^Iter (\d+), Minibatch Loss= (\d+\.\d{6}), Training Accuracy= "
                        r"(\d\.\d{5})$", re.MULTILINE)
 
 
-def animal(kind, rng):
-    """Cats are reddish, dogs bluish, with noise: learnable from any reasonable features."""
-    base = np.array((200, 60, 40) if kind == "cat" else (40, 60, 200), np.float64)
-    pixels = base + rng.normal(0, 40, (227, 227, 3))
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-
-
 @pytest.fixture(scope="module")
 def pets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pets")
-    rng = np.random.default_rng(0)
-    for folder, count in (("trainDir", 40), ("testDir", 10)):
-        (root / folder).mkdir()
-        for i in range(count):
-            kind = ("cat", "dog")[i % 2]
-            name = f"{kind}.{i}.jpg" if folder == "trainDir" else f"{i + 1}.jpg"
-            animal(kind, rng).save(root / folder / name)
-    with open(root / "testDir" / "labels.csv", "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["file", "label", "source"])
-        writer.writerows([f"{i + 1}.jpg", ("cat", "dog")[i % 2], ""] for i in range(10))
-    write_py2_alexnet_npy(root / "bvlc_alexnet.npy", alexnet_weights(seed=1))
-    return root
+    return write_pets(tmp_path_factory.mktemp("pets"))
 
 
 def test_only_the_train_layers_change(pets):

@@ -17,17 +17,22 @@ with tf_setup.tensorflow_logging_quieted():
 
 
 def save_network(folder, inputs_shape=(None, 48, 48, 1), classes=7, output_dtype=tf.float32,
-                 evil=False):
+                 evil=False, output_runs=None, restore_runs=None):
     """A small network saved as emotion_cnn.py saves one (FOLDER/model.ckpt-1 and its .meta);
-    an `evil` one has a variable that runs a save op of its own when it is restored."""
+    an `evil` one has a variable that runs a save op of its own when it is restored.
+    `output_runs(faces)` and `restore_runs()` make a tensor that output:0, or the restore of a
+    variable, needs too."""
     graph = tf.Graph()
     with graph.as_default():
         faces = tf.placeholder(tf.float32, inputs_shape, name="input")
         flat = tf.reshape(faces, [-1, int(np.prod(inputs_shape[1:]))])
         weights = tf.Variable(tf.zeros([int(np.prod(inputs_shape[1:])), classes]), name="w")
         scores = tf.nn.softmax(tf.matmul(flat, weights))
+        if output_runs:  # an input, not a control input: TensorFlow prunes those to math ops
+            scores += 0.0 * tf.reduce_sum(output_runs(faces))
         tf.identity(tf.cast(scores, output_dtype), name="output")
         variable = tf.Variable(0.0, name="evil")
+        restore_extra = restore_runs().op.name if restore_runs else None
         if evil:
             tf.raw_ops.SaveV2(prefix=str(folder.parent / "written_by_the_graph"),
                               tensor_names=["evil"], shape_and_slices=[""], tensors=[variable],
@@ -38,11 +43,24 @@ def save_network(folder, inputs_shape=(None, 48, 48, 1), classes=7, output_dtype
             prefix = saver.save(session, str(folder / "model.ckpt"), global_step=1,
                                 write_meta_graph=False)
         meta_graph = saver.export_meta_graph()
+    evil_node = next(node for node in meta_graph.graph_def.node if node.name == "evil")
     if evil:  # a control input on the save op: made here, as tf.Variable clears them
-        next(node for node in meta_graph.graph_def.node
-             if node.name == "evil").input.append("^evil_save")
+        evil_node.input.append("^evil_save")
+    if restore_runs:
+        evil_node.input.append("^" + restore_extra)
     (folder / "model.ckpt-1.meta").write_bytes(meta_graph.SerializeToString())
     return prefix
+
+
+def save_network_changed(folder, change):
+    """save_network's network in `folder`, its .meta then changed in place by `change`."""
+    folder.mkdir()
+    save_network(folder)
+    meta_path = folder / "model.ckpt-1.meta"
+    meta_graph = tf.MetaGraphDef()
+    meta_graph.ParseFromString(meta_path.read_bytes())
+    change(meta_graph)
+    meta_path.write_bytes(meta_graph.SerializeToString())
 
 
 @pytest.fixture
@@ -115,15 +133,59 @@ def huge_fill(graph_def):
 
 
 def test_a_graph_that_would_make_a_huge_tensor_is_refused(tmp_path, photo, capsys):
-    (tmp_path / "logs").mkdir()
-    save_network(tmp_path / "logs")
-    meta_path = tmp_path / "logs" / "model.ckpt-1.meta"
-    meta_graph = tf.MetaGraphDef()
-    meta_graph.ParseFromString(meta_path.read_bytes())
-    huge_fill(meta_graph.graph_def)
-    meta_path.write_bytes(meta_graph.SerializeToString())
+    save_network_changed(tmp_path / "logs", lambda meta_graph: huge_fill(meta_graph.graph_def))
     code, errors = read(photo, tmp_path / "logs", capsys)
     assert code == 1 and len(errors) == 1 and "node huge would make a tensor" in errors[0]
+
+
+def constant_size(faces):
+    """A Fill whose size is computed from constants: 10^5 x 10^5 x 100 values."""
+    return tf.fill(tf.constant([100_000, 100_000, 1]) * tf.constant([1, 1, 100]), 0.0)
+
+
+def size_from_the_batch(faces):
+    """A Fill of 10^10 values for each face fed: its size comes from the input's shape."""
+    return tf.fill(tf.stack([tf.shape(faces)[0], 100_000, 100_000]), 0.0)
+
+
+# (A restore feeds no faces, so a size from the batch is output's case only.)
+@pytest.mark.parametrize("place, huge", [("output", constant_size), ("restore", constant_size),
+                                         ("output", size_from_the_batch)])
+def test_a_tensor_whose_computed_size_is_huge_is_refused_before_it_runs(tmp_path, photo, capsys,
+                                                                        place, huge):
+    (tmp_path / "logs").mkdir()
+    if place == "output":
+        save_network(tmp_path / "logs", output_runs=huge)
+    else:
+        save_network(tmp_path / "logs", restore_runs=lambda: huge(None))
+    code, errors = read(photo, tmp_path / "logs", capsys)
+    assert code == 1 and len(errors) == 1, errors
+    assert "is refused: its node" in errors[0] and "more than 268,435,456 values" in errors[0]
+    assert not (tmp_path / "figure.png").exists()
+
+
+def size_from_the_values(faces):
+    """A Fill whose size only the faces' values set: 10^12 values per unit of their sum."""
+    count = tf.cast(tf.reduce_sum(faces) * 1e12, tf.int64)
+    return tf.fill(tf.reshape(count, [1]), 0.0)
+
+
+def test_a_tensor_whose_size_only_the_run_knows_is_one_line_when_memory_runs_out(
+        tmp_path, photo, capsys):
+    (tmp_path / "logs").mkdir()
+    save_network(tmp_path / "logs", output_runs=size_from_the_values)
+    code, errors = read(photo, tmp_path / "logs", capsys)
+    assert code == 1 and len(errors) == 1, errors
+    assert "TensorFlow ran out of memory for a tensor of shape[" in errors[0], errors
+    assert not (tmp_path / "figure.png").exists()
+
+
+def test_undecodable_bytes_in_the_variables_collection_are_one_line(tmp_path, photo, capsys):
+    def undecodable(meta_graph):
+        meta_graph.collection_def["variables"].bytes_list.value[0] = b"\xff\xfe not a VariableDef"
+    save_network_changed(tmp_path / "logs", undecodable)
+    code, errors = read(photo, tmp_path / "logs", capsys)
+    assert code == 1 and len(errors) == 1 and "has no emotion network" in errors[0], errors
 
 
 def inception_graph(change):

@@ -213,6 +213,22 @@ def test_mirror_averaged_is_the_mean_of_the_face_and_its_mirror_from_one_batch()
     assert batches[0] == 10  # one run for both halves
 
 
+@pytest.mark.parametrize("tta", [False, True])
+def test_many_faces_are_read_in_runs_no_larger_than_graph_checks_allows(tta):
+    from book_support import graph_checks
+    faces, _ = faces_and_labels(600, 6)
+    batches = []
+
+    def scores_of(batch):
+        batches.append(len(batch))
+        return batch.reshape(len(batch), -1)[:, :7] * 3
+
+    scores = emotion_tta.scores_in_batches(scores_of, faces, tta)
+    assert max(batches) <= graph_checks.LARGEST_BATCH and len(batches) == 3
+    expected = emotion_tta.mirror_averaged(scores_of, faces) if tta else scores_of(faces)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def vgg_session():
     net = emotion_cnn.build_training_graph(seed=2, model="vgg")

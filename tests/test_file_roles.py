@@ -9,38 +9,10 @@ import os
 
 import pytest
 
-from book_support import plumbing
 from conftest import posix_only
+from tests.parsers import SCRIPTS, name_of, parser_of, tagged
 
-SCRIPTS = ("lenet_mnist", "alexnet_forward", "alexnet_finetune", "prep_images",
-           "style_transfer", "classify_image", "emotion_cnn", "emotion_test", "EmotionUtils")
 CONTENT = b"the reader's own file"
-
-
-class Parsed(Exception):
-    pass
-
-
-def parser_of(script, monkeypatch):
-    """The parser `script`'s main() builds, caught as it parses."""
-    def catch(self, args=None, namespace=None):
-        raise Parsed(self)
-    with monkeypatch.context() as patched:
-        patched.setattr(plumbing.ScriptParser, "parse_args", catch)
-        try:
-            importlib.import_module(script).main([])
-        except Parsed as caught:
-            return caught.args[0]
-    raise AssertionError(f"{script}.main() parsed nothing")
-
-
-def tagged(parser, role, kind=None):
-    return [action for action in parser._actions if getattr(action, role, None) is not None
-            and (kind is None or getattr(action, role) == kind)]
-
-
-def name_of(action):
-    return action.option_strings[0] if action.option_strings else action.dest
 
 
 def every_pair():

@@ -293,6 +293,66 @@ def test_errors_are_reported_in_one_line(capsys):
     assert err.count("\n") == 1 and err.rstrip().endswith("error: data/x.gz is truncated")
 
 
+def test_ctrl_c_inside_a_class_set_up_is_an_interruption_not_a_traceback(capsys):
+    class PressedDuringSetUp:  # as Ctrl-C lands in matplotlib's classes while TensorFlow loads
+        def __set_name__(self, owner, name):
+            raise KeyboardInterrupt
+
+    def loading():
+        type("Artist", (), {"stale": PressedDuringSetUp()})
+    assert plumbing.run_reporting_errors(loading) == 130
+    assert capsys.readouterr().err.rstrip().endswith(": interrupted")
+
+    def unrelated():
+        raise RuntimeError("a real fault")
+    with pytest.raises(RuntimeError):  # other errors keep their traceback
+        plumbing.run_reporting_errors(unrelated)
+
+
+def test_tensorflow_out_of_memory_is_one_line(capsys):
+    with tf_setup.tensorflow_logging_quieted():
+        import tensorflow.compat.v1 as tf
+    graph = tf.Graph()
+    with graph.as_default():
+        count = tf.placeholder(tf.int64, [1])
+        total = tf.reduce_sum(tf.fill(count, 0.0))
+
+    def huge():
+        with tf.Session(graph=graph) as session:
+            session.run(total, {count: [10**15]})
+    assert plumbing.run_reporting_errors(huge) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "TensorFlow ran out of memory for a tensor of shape[1000000000000000]" in err
+
+
+def test_free_memory_is_known_on_windows_and_macos(monkeypatch):
+    import ctypes
+    import sys
+
+    class Kernel32:
+        @staticmethod
+        def GlobalMemoryStatusEx(pointer):
+            status = pointer._obj
+            assert status.dwLength == ctypes.sizeof(status)  # as Windows checks
+            status.ullAvailPhys = 3 * 2**30
+            return 1
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(ctypes, "windll", type("WinDLL", (), {"kernel32": Kernel32}),
+                        raising=False)
+    assert plumbing.available_memory_bytes("/no/proc/meminfo") == 3 * 2**30
+
+    real_sysconf = os.sysconf
+    monkeypatch.setattr(sys, "platform", "darwin")
+
+    def macos_sysconf(name):  # macOS has no count of free pages, only of all of them
+        if name == "SC_AVPHYS_PAGES":
+            raise ValueError("unrecognized configuration name")
+        return {"SC_PHYS_PAGES": 4 * 2**20, "SC_PAGE_SIZE": 4096}.get(name) or real_sysconf(name)
+    monkeypatch.setattr(os, "sysconf", macos_sysconf)
+    assert plumbing.available_memory_bytes("/no/proc/meminfo") == 16 * 2**30
+
+
 def test_outputs_follow_the_umask_which_is_read_without_being_set(tmp_path, monkeypatch):
     before = os.umask(0o027)
     try:
