@@ -159,8 +159,7 @@ def train_and_test(args):
     run = finetune_runs.plan(args, alexnet_forward.LAYERS)
     weights = alexnet_files.load_weights(alexnet_files.weights_path(args.weights))
     device = tf_setup.configure_devices(args.cpu)
-    if args.seed is not None:
-        tf_setup.make_deterministic(args.seed)
+    tf_setup.make_deterministic(args.seed)
     net = build_graph(weights, run.train_layers, args.learning_rate, args.seed)
     print(f"fine-tuning {', '.join(run.train_layers)} on {len(run.train_files)} images "
           f"({len(run.valid_files)} for validation) on {device}")

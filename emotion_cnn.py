@@ -245,7 +245,10 @@ def train(args, data):
         if not training.start(sess):  # early stopping had stopped this run before
             return 0
         training_loop(sess, net, data, args, training)
-        return training.finish(sess)
+        code = training.finish(sess)
+    if code == 0 and logs_dir:
+        print(emotion_options.next_steps(args, training.saved.newest(), build_parser()))
+    return code
 
 
 def test(args, data):
@@ -326,8 +329,7 @@ def run(args):
     emotion_options.before_any_work(args)
     args.augment_seed = emotion_training_aids.augment_seed(args.seed)
     args.device = tf_setup.configure_devices(args.cpu)
-    if args.seed is not None:
-        tf_setup.make_deterministic(args.seed)
+    tf_setup.make_deterministic(args.seed)
     data = EmotionUtils.read_data(args.data_dir)
     emotion_options.hold_logs(args, data)
     print("Train size: %s" % data.train_images.shape[0])

@@ -168,7 +168,9 @@ def run(args):
         random_graph = not np.allclose(first, probabilities(sess, x, y_conv, image))
         if args.tta:
             first = read_faces(sess, x, y_conv, image, tta=True)[0]
-        if args.evaluations:
+        if args.evaluations and not random_graph:
+            say_the_same_every_time(args.evaluations)
+        if args.evaluations and random_graph:
             tResult = count_predictions(sess, x, y_conv, image, args.evaluations)
             fractions = [count / args.evaluations for count in tResult.counts]
             title = f"winner of {args.evaluations} random passes"
@@ -215,7 +217,11 @@ def read_every_face(args, shape, batch, squares, checkpoint, figure):
     with graph.as_default(), tf_setup.new_session(graph) as sess:
         x, y_conv = restore(sess, checkpoint)
         scores = read_faces(sess, x, y_conv, batch, args.tta)
-        if args.evaluations:
+        random_graph = args.evaluations and not np.allclose(
+            scores, read_faces(sess, x, y_conv, batch, args.tta))
+        if args.evaluations and not random_graph:
+            say_the_same_every_time(args.evaluations)
+        if random_graph:
             scores = np.array([[count / args.evaluations for count in
                                 count_predictions(sess, x, y_conv, face[None],
                                                   args.evaluations).counts] for face in batch])
@@ -229,6 +235,29 @@ def read_every_face(args, shape, batch, squares, checkpoint, figure):
     emotion_figure.save_boxed_photo(args.photo, squares, labels, figure)
     print(f"saved the figure to {figure}")
     return 0
+
+
+def say_the_same_every_time(evaluations):
+    print(f"note: this network answers the same on every pass (it has no dropout built in), "
+          f"so {evaluations} evaluations would count one answer {evaluations} times; its "
+          f"probabilities instead:")
+
+
+AUTHOR_PHOTOS = ("author_image.jpg", "author_img.jpg")  # the chapter's name, the code's
+
+
+def either_author_name(photo):
+    """The author's photo under the name it has here, when it was asked for by the other one
+    (the chapter and the book's code name it differently); any other photo as it is."""
+    if photo is None or Path(photo).exists() or Path(photo).name not in AUTHOR_PHOTOS:
+        return photo
+    other = Path(photo).with_name(next(name for name in AUTHOR_PHOTOS
+                                       if name != Path(photo).name))
+    if not other.exists():
+        return photo
+    print(f"note: {photo} is not here; reading {other}, the same photo under the book's other "
+          f"name")
+    return str(other)
 
 
 def run_live(args):
@@ -249,12 +278,12 @@ def main(argv=None):
     file_roles.reads(parser.add_argument(
         "--logs-dir", "--logs_dir", default=plumbing.native_path("logs/EmotionDetector_logs"),
         help="where emotion_cnn.py saved its checkpoints"), file_roles.FOLDER)
-    parser.add_argument("--evaluations", type=plumbing.count(1), default=None,
+    photo_only(parser.add_argument("--evaluations", type=plumbing.count(1), default=None,
                         help="count N random predictions, as the book (for graphs with dropout "
-                             "built in); default: one deterministic pass")
-    file_roles.writes(parser.add_argument(
+                             "built in); default: one deterministic pass"))
+    photo_only(file_roles.writes(parser.add_argument(
         "--figure", default=None, help="PNG of the input beside the probabilities, or of the "
-        "photo with each face boxed (default: PHOTO_emotions.png, a new file)"))
+        "photo with each face boxed (default: PHOTO_emotions.png, a new file)")))
     parser.add_argument("--overwrite", action="store_true",
                         help="let --figure replace an existing file")
     tf_setup.add_device_option(parser)
@@ -267,14 +296,25 @@ def main(argv=None):
                                          help="a video file OpenCV reads"))
     source.add_argument("--camera", type=plumbing.count(0), metavar="N",
                         help="a webcam by index (0: the first)")
-    file_roles.writes(live.add_argument(
+    live_only(file_roles.writes(live.add_argument(
         "--output", metavar="PATH", default=None, help="the annotated video, Motion-JPEG AVI "
-        "(default: VIDEO_emotions.avi or cameraN_emotions.avi, a new file)"))
-    live.add_argument("--every", type=plumbing.count(1), default=1, metavar="N",
-                      help="read the faces on every Nth frame only, when the CPU cannot keep up")
+        "(default: VIDEO_emotions.avi or cameraN_emotions.avi, a new file)")))
+    live_only(live.add_argument(
+        "--every", type=plumbing.count(1), default=1, metavar="N",
+        help="read the faces on every Nth frame only, when the CPU cannot keep up"))
     file_roles.also_writes(parser, outputs)
     args = parser.parse_args(argv)
+    args.photo = either_author_name(args.photo)
     return plumbing.run_reporting_errors(lambda: photo_or_live(args), parser)
+
+
+def photo_only(action):
+    return plumbing.applies_only(action, "to a photo", lambda args: args.photo is not None)
+
+
+def live_only(action):
+    return plumbing.applies_only(action, "with --video or --camera",
+                                 lambda args: args.video is not None or args.camera is not None)
 
 
 def photo_or_live(args):

@@ -184,8 +184,7 @@ def run(args):
     settings = lenet_runs.settings_of(args, mnist.train)
     checkpoints.start(args.checkpoint_dir, "--checkpoint-dir", settings, args.restart)
     device = tf_setup.configure_devices(args.cpu)
-    if args.seed is not None:
-        tf_setup.make_deterministic(args.seed)
+    tf_setup.make_deterministic(args.seed)
     if args.digit_index >= len(mnist.test.images):
         raise plumbing.ArgumentMistake(f"--digit-index {args.digit_index}: the test set has "
                                        f"digits 0 to {len(mnist.test.images) - 1}")
@@ -268,8 +267,10 @@ def build_parser():
         "--plot-inside", metavar="PATH", default=None,
         help="after training (or from a finished checkpoint), save conv1's kernels and the "
              "conv1-3 maps of one test digit as a PNG"))
-    parser.add_argument("--digit-index", type=plumbing.count(0), default=0,
-                        help="the test digit --plot-inside shows")
+    plumbing.applies_only(parser.add_argument(
+        "--digit-index", type=plumbing.count(0), default=0,
+        help="the test digit --plot-inside shows"), "with --plot-inside",
+        lambda args: args.plot_inside is not None)
     parser.add_argument("--overwrite", action="store_true",
                         help="let --plot and --plot-inside replace existing files")
     parser.add_argument("--dry-run", action="store_true",

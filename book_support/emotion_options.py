@@ -61,6 +61,16 @@ def add_options(parser, iterations, batch_size, evaluate_every):
     beyond.add_argument("--eval-every", type=plumbing.count(1), default=evaluate_every,
                         metavar="STEPS",
                         help="steps between validations and checkpoints (the book's 100)")
+    for action in parser._actions:  # the parser refuses them in the other mode (exit 2)
+        if action.dest in TRAINING_ONLY:
+            plumbing.applies_only(action, "to training (--mode train)",
+                                  lambda args: args.mode == "train")
+    plumbing.applies_only(next(action for action in parser._actions if action.dest == "tta"),
+                          "with --mode test", lambda args: args.mode == "test")
+
+
+TRAINING_ONLY = {"iterations", "batch_size", "seed", "restart", "augment", "schedule", "erase",
+                 "label_smoothing", "precision", "patience", "eval_every"}
 
 
 def before_any_work(args):
@@ -129,8 +139,23 @@ def training_command(argv):
     """The command that trains what the --mode test command line `argv` tests."""
     words, skip = [], False
     for word in argv:
-        if skip or word == "--mode" or word.startswith("--mode="):
+        if skip or word in ("--mode", "--tta") or word.startswith("--mode="):
             skip = word == "--mode"
             continue
         words.append(word)
     return "python emotion_cnn.py " + shlex.join(words)
+
+
+def next_steps(args, checkpoint, parser):
+    """What a finished training run says last: its checkpoint, and the commands that test it,
+    read a photo with it and show its curves (with this run's folders and network, where not
+    `parser`'s defaults)."""
+    def given(*dests):
+        return "".join(f" --{dest.replace('_', '-')} {shlex.quote(str(getattr(args, dest)))}"
+                       for dest in dests if getattr(args, dest) != parser.get_default(dest))
+    return "\n".join([
+        f"checkpoint: {checkpoint}",
+        f"next: python emotion_cnn.py --mode test{given('data_dir', 'logs_dir', 'model')}"
+        f"   # accuracy and the confusion matrix on the test faces",
+        f"      python emotion_test.py PHOTO{given('logs_dir')}   # the emotion on a photo",
+        f"      tensorboard --logdir {shlex.quote(str(args.logs_dir))}   # the training curves"])

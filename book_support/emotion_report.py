@@ -50,11 +50,21 @@ def precision_and_recall(matrix):
 
 
 def print_precision_and_recall(matrix, names):
+    """The table; a share with nothing to divide (an emotion never predicted, or with no faces)
+    is said in words, not printed as nan."""
     precision, recall = precision_and_recall(matrix)
     print(f"{'':>9}{'precision':>10}{'recall':>8}{'faces':>7}")
     for label, faces in enumerate(matrix.sum(axis=1)):
-        print(f"{names[label][:8]:>9}{precision[label]:>10.3f}"
-              f"{recall[label]:>8.3f}{faces:>7}")
+        print(f"{names[label][:8]:>9}{share(precision[label], 'never'):>10}"
+              f"{share(recall[label], '-'):>8}{faces:>7}")
+    never = [names[label] for label in np.flatnonzero(np.isnan(precision))]
+    if never:
+        print(f"never: the network predicted no face as {', '.join(never)}, so there is no "
+              f"precision to give")
+
+
+def share(value, instead):
+    return instead if np.isnan(value) else f"{value:.3f}"
 
 
 def report(matrix, names, path):

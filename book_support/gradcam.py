@@ -85,8 +85,10 @@ def add_cam_arguments(parser, where, images):
                         help=f"also save, per image, a Grad-CAM heatmap of where {where} "
                              f"found the class (DIR/FILE_cam.png: cat_jpg_cam.png for "
                              f"cat.jpg)")
-    parser.add_argument("--cam-class", metavar="NAME", default=None,
-                        help="the class --cam shows (a name or synonym; default: the top one)")
+    plumbing.applies_only(parser.add_argument(
+        "--cam-class", metavar="NAME", default=None,
+        help="the class --cam shows (a name or synonym; default: the top one)"),
+        "with --cam", lambda args: args.cam is not None)
     parser.add_argument("--overwrite", action="store_true",
                         help="let --cam replace heatmaps saved before")
 

@@ -153,8 +153,12 @@ def _reporting_errors(work, parser):
     try:
         if getattr(parser, "parsed", None) is not None:
             from book_support import file_roles  # it builds on this module
+            refuse_options_that_do_not_apply(parser, parser.parsed)
             file_roles.check(parser, parser.parsed)
-        return work() or 0
+        code = work() or 0
+        if code == 0 and getattr(getattr(parser, "parsed", None), "dry_run", False):
+            print("dry run: the set-up works; nothing was written")
+        return code
     except ArgumentMistake as error:
         if parser is not None:
             parser.print_usage(sys.stderr)
@@ -178,6 +182,21 @@ def _reporting_errors(work, parser):
             print(f"{program}: error: {out_of_memory(error)}", file=sys.stderr)
             return 1
         raise
+
+
+def applies_only(action, where, applies):
+    """Tag parser option `action` as meaningful only `where` ("with --mode test", say), which
+    `applies(args)` tells. Given anywhere else it would be ignored in silence, so it is a
+    command-line mistake, refused before any work."""
+    action.applies_only = (where, applies)
+    return action
+
+
+def refuse_options_that_do_not_apply(parser, args):
+    for action in parser._actions:
+        where, applies = getattr(action, "applies_only", (None, None))
+        if applies and getattr(args, action.dest) != action.default and not applies(args):
+            raise ArgumentMistake(f"{'/'.join(action.option_strings)} applies only {where}")
 
 
 def caused_by_ctrl_c(error):

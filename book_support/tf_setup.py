@@ -85,12 +85,20 @@ def make_deterministic(seed):
     inside it): a seed set here would not reach a graph made later. Both are needed for same
     seed, same numbers: graph-level seeds alone leave multi-threaded reductions free to sum in
     any order.
+
+    With `seed` None, the opposite: NumPy reseeded from the system and TensorFlow's kernels
+    free, as in a new process (a second main() in one process, a notebook's, must not inherit
+    the first's determinism: it refuses random ops without a seed).
     """
     import numpy as np
     import tensorflow as tf
+    from tensorflow.python.framework import config  # the only way back: no public API
 
     np.random.seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if seed is None:
+        config.disable_op_determinism()
+    else:
+        tf.config.experimental.enable_op_determinism()
 
 
 def seeded_dropout(dropout_seed):

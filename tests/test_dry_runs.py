@@ -102,10 +102,13 @@ def test_a_dry_run_writes_nothing(tmp_path, monkeypatch, capsys, book_trained, s
     monkeypatch.chdir(tmp_path / "reader")  # where default outputs would land
     before = snapshot(tmp_path)
     code = importlib.import_module(script).main([str(each) for each in argv])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert snapshot(tmp_path) == before, err
     errors = [line for line in err.splitlines() if "error:" in line]
     if variant == [] or variant in parser_modes(parser):
         assert code == 0, err
+    if code == 0:
+        assert out.rstrip().endswith(
+            "dry run: the set-up works; nothing was written")
     else:  # options that do not go together, or with the checkpoint given: one line
         assert code == 0 or (code in (1, 2) and len(errors) == 1), err

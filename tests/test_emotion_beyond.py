@@ -201,6 +201,18 @@ def test_precision_and_recall_per_class():
     assert recall[1] == 0 and np.isnan(precision[1])  # never predicted: no precision to give
 
 
+def test_an_emotion_never_predicted_is_said_in_words_not_nan(capsys):
+    matrix = np.zeros((7, 7), np.int64)
+    matrix[0, 0], matrix[3, 3], matrix[1, 3] = 3, 4, 2
+    emotion_report.print_precision_and_recall(matrix, ["anger", "disgust", "fear", "happy",
+                                                       "sad", "surprise", "neutral"])
+    out = capsys.readouterr().out
+    assert "nan" not in out
+    assert re.search(r"^ +disgust +never +0\.000 +2$", out, re.MULTILINE), out
+    assert re.search(r"^ +fear +never +- +0$", out, re.MULTILINE), out
+    assert "predicted no face as disgust, fear, sad, surprise, neutral" in out
+
+
 # vgg_trained: conftest, trained with the README's recipe; a copy per test
 
 def test_mode_test_prints_precision_and_recall(vgg_trained):
@@ -208,7 +220,7 @@ def test_mode_test_prints_precision_and_recall(vgg_trained):
     result = run_script(PROJECT / "emotion_cnn.py", "--data-dir", vgg_trained.data,
                         "--logs-dir", vgg_trained.logs, "--model", "vgg", "--mode", "test")
     assert result.returncode == 0, result.stderr
-    rows = re.findall(r"^ +(\w+) +(\d\.\d{3}|nan) +(\d\.\d{3}) +(\d+)$", result.stdout,
+    rows = re.findall(r"^ +(\w+) +(\d\.\d{3}|never) +(\d\.\d{3}|-) +(\d+)$", result.stdout,
                       re.MULTILINE)
     assert [row[0] for row in rows] == ["anger", "disgust", "fear", "happy", "sad",
                                         "surprise", "neutral"]

@@ -1,6 +1,7 @@
 """emotion_cnn.py and emotion_test.py: the network, training, testing and photos of every kind."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +101,25 @@ def test_training_prints_the_books_lines_and_saves_a_checkpoint(book_trained):
                      r"Validation Accuracy: \d\.\d{4}$", result.stdout, re.MULTILINE)
     assert (root / "logs" / "model.ckpt-2.index").exists()
     assert list((root / "logs").glob("events.out.tfevents.*"))
+
+
+def test_training_ends_with_its_checkpoint_and_the_next_commands_which_run_as_typed(
+        tmp_path, monkeypatch, capsys):
+    import shlex
+    write_book_layout(tmp_path / "faces", train_count=60, test_count=20)
+    monkeypatch.chdir(tmp_path)
+    assert emotion_cnn.main(["--data-dir", "faces", "--logs-dir", "my logs", "--iterations",
+                             "2", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"checkpoint: {Path('my logs', 'model.ckpt-1')}" in out
+    commands = [line.split("#")[0].strip().removeprefix("next:").strip()
+                for line in out[out.index("next:"):].splitlines()]
+    assert commands[0] == "python emotion_cnn.py --mode test --data-dir faces --logs-dir 'my logs'"
+    assert commands[1] == "python emotion_test.py PHOTO --logs-dir 'my logs'"
+    assert commands[2] == "tensorboard --logdir 'my logs'"
+    assert emotion_cnn.main(shlex.split(commands[0])[2:]) == 0
+    photo("RGB").save(tmp_path / "me.png")
+    assert emotion_test.main(shlex.split(commands[1].replace("PHOTO", "me.png"))[2:]) == 0
 
 
 def test_mode_test_reports_accuracy_and_a_confusion_matrix(book_trained):
@@ -292,6 +312,36 @@ def test_a_book_style_graph_with_baked_dropout(tmp_path, capsys):
     values = [float(value) for _, value in counted]
     assert len(values) == 7 and abs(sum(values) - 100) < 1e-6
     assert all(abs(v * 2.5 - round(v * 2.5)) < 1e-6 for v in values)  # counts out of 250
+
+
+@pytest.mark.parametrize("faces_in_photo", [1, 2])
+def test_evaluations_on_a_network_without_dropout_print_its_probabilities(
+        book_trained, tmp_path, monkeypatch, capsys, faces_in_photo):
+    photo("RGB").save(tmp_path / "me.png")
+    if faces_in_photo == 2:
+        monkeypatch.setattr(faces, "detect_faces",
+                            lambda cv2, gray: [(2, 2, 20, 20), (35, 5, 20, 20)])
+    assert emotion_test.main([str(tmp_path / "me.png"), "--logs-dir", str(book_trained.logs),
+                              "--evaluations", "10", "--figure", str(tmp_path / "f.png")]) == 0
+    out = capsys.readouterr().out
+    assert "answers the same on every pass" in out and "its probabilities instead" in out
+    values = [float(value) for _, value in SEVEN_LINES.findall(out)]
+    assert len(values) == 7 * faces_in_photo
+    assert not any(value in (0.0, 100.0) for value in values), out  # not one answer counted
+
+
+@pytest.mark.parametrize("asked, present", [("author_image.jpg", "author_img.jpg"),
+                                            ("author_img.jpg", "author_image.jpg")])
+def test_either_name_of_the_authors_photo_reads_it(book_trained, tmp_path, monkeypatch, capsys,
+                                                   asked, present):
+    photo("RGB").save(tmp_path / present)
+    monkeypatch.chdir(tmp_path)
+    assert emotion_test.main([asked, "--logs-dir", str(book_trained.logs)]) == 0
+    out = capsys.readouterr().out
+    assert f"reading {present}" in out and f"photo: {present}" in out
+    assert (tmp_path / f"{present[:-4]}_emotions.png").is_file()
+    assert emotion_test.main(["someone_else.jpg", "--logs-dir", str(book_trained.logs)]) == 1
+    assert "someone_else.jpg" in capsys.readouterr().err
 
 
 def test_a_checkpoint_without_its_data_file_is_one_line(tmp_path, capsys):

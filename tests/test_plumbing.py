@@ -460,3 +460,5 @@ def test_make_deterministic_seeds_numpy_and_asks_for_deterministic_kernels():
     tf_setup.make_deterministic(3)
     np.testing.assert_array_equal(first, np.random.rand(3))
     assert config.is_op_determinism_enabled()
+    tf_setup.make_deterministic(None)  # a run without --seed after one with, in one process
+    assert not config.is_op_determinism_enabled()

@@ -11,6 +11,7 @@ import ast
 import re
 import shlex
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -81,6 +82,7 @@ def fresh_folder(root):
     shutil.copytree(PROJECT / "book_support", root / "book_support",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(PROJECT / "docs", root / "docs")
+    shutil.copy(PROJECT / ".gitignore", root)
     data = root / "data"
     write_mnist(data / "MNIST-data", train_count=5300, test_count=300)
     weights = alexnet_weights()
@@ -154,15 +156,48 @@ def test_the_readme_shows_the_commands_this_test_runs():
     assert "python alexnet_finetune.py" in commands
 
 
+def git(folder, *words):
+    return subprocess.run(["git", *words], cwd=folder, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def regenerated_pictures():
+    """The docs/ files that README commands marked `# regenerates ...` write."""
+    return sorted({path for line in (PROJECT / "README.md").read_text().splitlines()
+                   if re.match(r"(\$ )?python ", line) and "# regenerates" in line
+                   for path in re.findall(r"docs/[\w.-]+\.png", line.split(" #")[0])})
+
+
+def make_run_command():
+    """What `make run` types after installing: the Makefile's run recipe with its ARGS."""
+    makefile = (PROJECT / "Makefile").read_text()
+    recipe = re.search(r"^run:.*\n(?:\t.*\n)*?\t\$\(BIN\)/(python lenet_mnist\.py) \$\(ARGS\)$",
+                       makefile, re.M)
+    args = re.search(r"^ARGS \?= (.*)$", makefile, re.M)
+    assert recipe and args, "the Makefile's run target is not `python lenet_mnist.py $(ARGS)`"
+    return f"{recipe.group(1)} {args.group(1)}".strip()
+
+
 def test_every_readme_command_runs_as_typed_in_a_fresh_folder(fresh_folder_once, tmp_path):
-    """In the README's order, one after the other in one folder: each script's first command
-    in a new interpreter as typed, the rest in this process."""
+    """`make run` first, as the README's set-up says; then in the README's order, one after
+    the other in one folder: each script's first command in a new interpreter as typed, the
+    rest in this process."""
     folder = shutil.copytree(fresh_folder_once, tmp_path / "clone")
+    git(folder, "init", "-q")
+    git(folder, "add", "-A")
+    git(folder, "-c", "user.name=reader", "-c", "user.email=reader@example.org", "commit",
+        "-qm", "the clone, with the reader's photos beside it")
+    run_in(folder, make_run_command())
     launched = set()
     for command in readme_commands():
         script = shlex.split(command)[1]
         run_in(folder, command, new_process=script not in launched)
         launched.add(script)
+    # What the commands wrote is ignored by git, and only the commands that say they
+    # regenerate a picture of docs/ change one.
+    changed = git(folder, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert sorted(line[3:] for line in changed) == sorted(regenerated_pictures()), \
+        "\n".join(changed)
     assert (folder / "checkpoints" / "alexnet_finetune").is_dir()  # the default, made
     assert (folder / "out" / "final.png").is_file()
 
