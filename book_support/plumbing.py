@@ -153,8 +153,8 @@ def _reporting_errors(work, parser):
     try:
         if getattr(parser, "parsed", None) is not None:
             from book_support import file_roles  # it builds on this module
+            file_roles.check(parser, parser.parsed)  # first: an input is never put at risk
             refuse_options_that_do_not_apply(parser, parser.parsed)
-            file_roles.check(parser, parser.parsed)
         code = work() or 0
         if code == 0 and getattr(getattr(parser, "parsed", None), "dry_run", False):
             print("dry run: the set-up works; nothing was written")
