@@ -10,7 +10,8 @@ The book's names are here: read_data (its five arrays, its printed lines, its 10
 split with seed 0), testResult, the `emotion` names and the display listing (show_data). What the
 book does not have lives in book_support:
   * emotion_csv.py: the two layouts read (the book's train.csv + test.csv, and Kaggle's
-    fer2013.csv), the pixels parsed in blocks by NumPy's C parser into uint8 instead of one
+    fer2013.csv), as they come (.csv, .csv.gz, or Kaggle's fer2013.tar.gz, never unpacked
+    onto the disk), the pixels parsed in blocks by NumPy's C parser into uint8 instead of one
     float64 `np.fromstring` per row (faster: README, bench/), and a malformed row skipped with
     a warning naming its line, where the book's `dropna` dropped it silently;
   * emotion_cache.py: the cache, an `.npz` file, which cannot run code when loaded (the book's
@@ -190,7 +191,8 @@ def main(argv=None):
         "line; a file with no usable row is an error.")
     file_roles.reads(parser.add_argument(
         "--data-dir", "--data_dir", default=plumbing.native_path("data/EmotionDetector"),
-        help="folder with train.csv + test.csv, or fer2013.csv"), file_roles.FOLDER)
+        help="folder with train.csv + test.csv, or fer2013.csv (each also .csv.gz), or "
+             "fer2013.tar.gz"), file_roles.FOLDER)
     file_roles.writes(parser.add_argument(
         "--save", metavar="PNG", default=None,
         help="save the first training image with its label (a new file)"))

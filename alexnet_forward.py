@@ -152,15 +152,16 @@ def preprocess(path, size=IMAGE_SIZE):
 def classify(args):
     """The book's run: the weights loaded, every image through the network, its top classes."""
     images = ([alexnet_files.where_given(path) for path in args.images]
-              or alexnet_files.books_sample_images())
+              or alexnet_files.books_sample_images(args.weights, args.classes))
     cam = gradcam.CamOption(args, images)  # its command-line mistakes, before any work
     unreadable = image_io.UnreadableImages(len(images))
     readable = list(unreadable.each(images, preprocess))
     if not readable:
         return unreadable.exit_code()
     images, batch = [path for path, _ in readable], np.stack([array for _, array in readable])
-    weights = alexnet_files.load_weights(alexnet_files.weights_path(args.weights))
-    class_names = alexnet_files.read_class_names(alexnet_files.class_names_path(args.classes))
+    weights_file, classes_file = alexnet_files.weights_and_classes(args.weights, args.classes)
+    weights = alexnet_files.load_weights(weights_file)
+    class_names = alexnet_files.read_class_names(classes_file)
     if len(class_names) != weights["fc8"][0].shape[1]:
         raise plumbing.UserError(f"{len(class_names)} class names for "
                                  f"{weights['fc8'][0].shape[1]} outputs of fc8")

@@ -313,8 +313,8 @@ def build_parser():
         "Train (or test) the book's emotion-recognition CNN on 48x48 faces.")
     file_roles.reads(parser.add_argument(
         "--data-dir", "--data_dir", default=plumbing.native_path("data/EmotionDetector"),
-        help="train.csv + test.csv (the book's layout) or fer2013.csv; malformed rows are "
-             "skipped with a warning"), file_roles.FOLDER)
+        help="train.csv + test.csv (the book's layout) or fer2013.csv, each also .csv.gz, or "
+             "fer2013.tar.gz; malformed rows are skipped with a warning"), file_roles.FOLDER)
     file_roles.keeps_state(parser.add_argument(
         "--logs-dir", "--logs_dir", default=plumbing.native_path("logs/EmotionDetector_logs"),
         help="checkpoints (every 100 steps; the same command resumes, other settings are "

@@ -2,12 +2,12 @@
 run code.
 
 Holds where they come from (ALEXNET_WEIGHTS and CAFFE_CLASSES, downloaded and verified into
-DATA_DIR by weights_path and class_names_path unless the reader names a file; the book's
-sample images, found by where_given and books_sample_images), load_weights (bvlc_alexnet.npy,
-a Python 2 pickle of {layer: [weights, biases]}, read by ArraysOnlyUnpickler, which admits
-NumPy arrays and nothing else, then checked layer by layer against AlexNet's topology) and
-read_class_names (caffe_classes.py parsed with `ast`, never executed, or a text file of one
-name a line).
+DATA_DIR by weights_path and weights_and_classes unless the reader names a file; the book's
+sample images, found by where_given and books_sample_images, which offline names them with the
+downloads in one line), load_weights (bvlc_alexnet.npy, a Python 2 pickle of {layer: [weights,
+biases]}, read by ArraysOnlyUnpickler, which admits NumPy arrays and nothing else, then checked
+layer by layer against AlexNet's topology) and read_class_names (caffe_classes.py parsed with
+`ast`, never executed, or a text file of one name a line).
 """
 
 import ast
@@ -27,6 +27,7 @@ CAFFE_CLASSES = downloads.RemoteFile("caffe_classes.py", (ALEXNET_URL + "caffe_c
                                      21706, md5="29bb9d0c7128bc82500a8f83884103b7")
 DATA_DIR = Path("data/alexnet")
 SAMPLE_IMAGES = ("laska.png", "poodle.png")  # on the weights' page, ALEXNET_URL
+SAMPLE_FILES = tuple(downloads.RemoteFile(name, (ALEXNET_URL + name,)) for name in SAMPLE_IMAGES)
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
 ARRAY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"),
@@ -165,9 +166,16 @@ def weights_path(given=None):
     return given or downloads.fetch(ALEXNET_WEIGHTS, DATA_DIR)
 
 
-def class_names_path(given=None):
-    """The class names file the reader named, or caffe_classes.py downloaded to DATA_DIR."""
-    return given or downloads.fetch(CAFFE_CLASSES, DATA_DIR)
+def weights_and_classes(weights=None, classes=None):
+    """The weights and class names files the reader named, or bvlc_alexnet.npy and
+    caffe_classes.py downloaded to DATA_DIR together (offline, one line names both)."""
+    fetched = iter(downloads.fetch_all(to_download(weights, classes), DATA_DIR))
+    return [given or next(fetched) for given in (weights, classes)]
+
+
+def to_download(weights, classes):
+    return [remote for given, remote in ((weights, ALEXNET_WEIGHTS), (classes, CAFFE_CLASSES))
+            if not given]
 
 
 def where_given(path):
@@ -178,12 +186,15 @@ def where_given(path):
     return path
 
 
-def books_sample_images():
+def books_sample_images(weights=None, classes=None):
     """laska.png and poodle.png, here (as the book ran) or in data/alexnet/. No checksum of
-    them is published, so they are not downloaded: data/README.md says where they come from."""
+    them is published, so they are not downloaded: data/README.md says where they come from.
+    When they are missing, the weights and class names the run reads next are downloaded
+    first, so that offline one line names every file to put in data/alexnet/."""
     for folder in (Path("."), DATA_DIR):
         found = [folder / name for name in SAMPLE_IMAGES if (folder / name).exists()]
         if found:
             return [str(path) for path in found]
-    raise UserError(f"no images given, and the book's {' and '.join(SAMPLE_IMAGES)} "
-                    f"are neither here nor in {DATA_DIR} (get them from {ALEXNET_URL})")
+    downloads.fetch_all(to_download(weights, classes), DATA_DIR, by_hand=(
+        f"no images given, and the book's {' and '.join(SAMPLE_IMAGES)} are neither here nor "
+        f"in {DATA_DIR}", SAMPLE_FILES))

@@ -1,9 +1,9 @@
 """Downloads and archives: what a script fetches from the internet, verified.
 
-Holds RemoteFile (a file a script needs: name, mirrors, size, checksums), fetch (download into
-a folder, verified, atomic, continued after a cut connection; offline, one line saying which
-file to put where), verification_problem, and extract_archive (a .tgz/.tar/.zip that may not
-write outside its folder).
+Holds RemoteFile (a file a script needs: name, mirrors, size, checksums), fetch and fetch_all
+(download into a folder, verified, atomic, continued after a cut connection; offline, one line
+naming every missing file and where to put it), verification_problem, and extract_archive (a
+.tgz/.tar/.zip that may not write outside its folder).
 """
 
 import contextlib
@@ -13,6 +13,7 @@ import os
 import shutil
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -81,26 +82,94 @@ def fetch(remote, directory, quiet=False):
     that), in this run or the next.
     Mirrors are tried in order; when all fail, a UserError says which file to put where.
     """
-    directory = Path(directory)
-    target = directory / remote.name
-    if target.exists():
-        return target
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot create {directory}: {error.strerror}") from None
+    return fetch_all([remote], directory, quiet)[0]
+
+
+def fetch_all(remotes, directory, quiet=False, by_hand=None):
+    """The paths of `remotes` in `directory`, each fetched as `fetch` does. Every missing file
+    is tried before any error, and when some could not be downloaded, one UserError names them
+    all and where to put them: offline, one run tells the reader every file to fetch, not one
+    file a run. A source's host that could not be reached is not tried again in the run.
+
+    `by_hand` is (why, [RemoteFile]): files the caller needs in `directory` that are never
+    downloaded (no checksum is published); they are named in the same line, after `why`.
+    """
+    directory, remotes = Path(directory), list(remotes)
+    targets = [directory / remote.name for remote in remotes]
+    missing = [(remote, target) for remote, target in zip(remotes, targets)
+               if not target.exists()]
+    if missing:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"cannot create {directory}: {error.strerror}") from None
+    unreachable, failed = {}, {}
+    for remote, target in missing:
+        problem = _download_from_mirrors(remote, target, quiet, unreachable)
+        if problem:
+            failed[remote] = problem
+    if failed or by_hand:
+        raise UserError(_put_these(directory, failed, by_hand))
+    return targets
+
+
+def _download_from_mirrors(remote, target, quiet, unreachable):
+    """None once `remote` is at `target`, else why not (one phrase for all its mirrors).
+    `unreachable` maps the hosts that could not be reached in this run to why."""
     failures = {}
     for url in remote.urls:
-        problem = _download_one(url, remote, target, quiet)
+        host = urllib.parse.urlsplit(url).netloc
+        problem = (unreachable[host] if host in unreachable
+                   else _download_one(url, remote, target, quiet))
         if problem is None:
-            return target
+            return None
+        if isinstance(problem, _Unreachable):
+            unreachable[host] = problem
         failures[url] = problem
     if len(set(failures.values())) == 1:  # offline: one reason, said once
-        why = f"{len(failures)} source(s): {next(iter(failures.values()))}"
-    else:
-        why = "; ".join(f"{url}: {problem}" for url, problem in failures.items()) or "no source"
-    raise UserError(f"could not download {remote.name} ({why}); put the file at {target} "
-                    f"(from {remote.describe_source()})")
+        return f"{len(failures)} source(s): {next(iter(failures.values()))}"
+    return "; ".join(f"{url}: {problem}" for url, problem in failures.items()) or "no source"
+
+
+def _put_these(directory, failed, by_hand):
+    """The one line that says why files are missing and which to put in `directory`, from
+    where. `failed` maps each file that could not be downloaded to why."""
+    why, hand_made = by_hand or (None, [])
+    if not hand_made and len(failed) == 1:
+        (remote, problem), = failed.items()
+        return (f"could not download {remote.name} ({problem}); put the file at "
+                f"{directory / remote.name} (from {remote.describe_source()})")
+    reasons = [why] if why else []
+    if failed:
+        problems = set(failed.values())
+        problem = (problems.pop() if len(problems) == 1 else
+                   "; ".join(f"{remote.name}: {problem}" for remote, problem in failed.items()))
+        what = next(iter(failed)).name if len(failed) == 1 else f"{len(failed)} files"
+        reasons.append(f"could not download {what} ({problem})")
+    missing = [*hand_made, *failed]
+    these = ("them" if not hand_made else "it" if len(missing) == 1
+             else f"these {len(missing)} files")
+    return (f"{', and '.join(reasons)}; put {these} in {directory}: "
+            f"{_names_and_sources(missing)}")
+
+
+def _names_and_sources(remotes):
+    """`a, b (from https://host/folder/), c (from https://other/c)`: files from one folder
+    share it, so the line stays short."""
+    groups = {}
+    for remote in remotes:
+        source = remote.describe_source()
+        folder = source[:-len(remote.name)] if source.endswith("/" + remote.name) else source
+        groups.setdefault(folder, []).append(remote)
+    return ", ".join(
+        f"{', '.join(remote.name for remote in group)} (from "
+        f"{group[0].describe_source() if len(group) == 1 else folder})"
+        for folder, group in groups.items())
+
+
+class _Unreachable(str):
+    """Why a source's host could not be reached (no HTTP answer): a problem that the other
+    files from that host would meet too."""
 
 
 def _download_one(url, remote, target, quiet):
@@ -173,7 +242,7 @@ def _stream_into(url, remote, partial, quiet):
     except urllib.error.HTTPError as error:
         return f"HTTP {error.code}", False
     except urllib.error.URLError as error:
-        return f"{getattr(error.reason, 'strerror', None) or error.reason}", False
+        return _Unreachable(getattr(error.reason, "strerror", None) or error.reason), False
     except (HTTPException, OSError) as error:
         if disk_full(error):
             raise UserError(f"the disk is full: cannot write {remote.name} into "

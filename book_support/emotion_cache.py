@@ -2,9 +2,10 @@
 
 The book pickled its arrays (EmotionDetectorData.pickle); loading a pickle can run code, so this
 cache is an `.npz` file of plain arrays, read with allow_pickle=False. It is written atomically,
-rebuilt when a CSV changes (its fingerprint: the files' names, sizes and times) and whenever
-what it holds is not what read_data needs; one that cannot be written is a warning, not an
-error: the CSV is parsed again next time.
+rebuilt when a CSV changes (its fingerprint: the files' names, sizes and times, so a .csv
+swapped for its .csv.gz is read again too) and whenever what it holds is not what read_data
+needs; one that cannot be written is a warning, not an error: the CSV is parsed again next
+time.
 """
 
 import json
@@ -64,7 +65,7 @@ def fingerprint(layout, files):
     for file in files:
         if not file.exists():
             raise plumbing.UserError(f"{file} is missing (the book's layout needs train.csv "
-                                     f"and test.csv side by side)")
+                                     f"and test.csv side by side, either also as .csv.gz)")
     return json.dumps([CACHE_VERSION, layout] + [[f.name, f.stat().st_size, f.stat().st_mtime_ns]
                                                  for f in files])
 

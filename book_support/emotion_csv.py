@@ -5,15 +5,21 @@ Two layouts (../data/README.md says where to get them), found by find_layout:
     and `Emotion` too when present);
   * Kaggle's FER2013 `fer2013.csv` (`emotion,pixels,Usage`): `Training` rows become the training
     and validation sets, `PublicTest` the test set (`PrivateTest` is left out).
-The pixel strings are parsed in blocks by NumPy's C parser into uint8 (the book: one float64
-`np.fromstring` per row; faster: README, bench/); only a block holding a malformed row is read
-again row by row, and each malformed row is skipped with a warning naming its line (the book's
-`dropna` dropped them silently).
+Each CSV is read as it comes: as it is, gzipped (`.csv.gz`), or, for FER2013, inside Kaggle's
+`fer2013.tar.gz`; the text is parsed as it is read and decompressed (csv_text, parse_stream),
+never unpacked onto the disk. The pixel strings are parsed in blocks by NumPy's C parser into
+uint8 (the book: one float64 `np.fromstring` per row; faster: README, bench/); only a block
+holding a malformed row is read again row by row, and each malformed row is skipped with a
+warning naming its line (the book's `dropna` dropped them silently).
 """
 
+import contextlib
+import gzip
 import io
 import sys
-from pathlib import Path
+import tarfile
+import zlib
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -23,6 +29,12 @@ IMAGE_SIZE = 48  # faces of 48x48 grey pixels
 NUM_LABELS = 7   # emotions 0..6: EmotionUtils.emotion names them
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 ROWS_PER_BLOCK = 2000  # a malformed row costs only its own block a slow re-read
+CHUNK_BYTES = 1 << 24  # the CSV text is parsed as it is read, about 2,000 rows at a time
+HEADER_BYTES = 1 << 16  # a header line is shorter than this
+FER2013_CSV = "fer2013.csv"
+BOOK_NAMES = (("train.csv", "train.csv.gz"), ("test.csv", "test.csv.gz"))
+FER2013_NAMES = (FER2013_CSV, FER2013_CSV + ".gz", "fer2013.tar.gz")
+TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 MAX_WARNINGS = 10
 COMMAS_TO_SPACES = bytes.maketrans(b",", b" ")
 
@@ -39,21 +51,22 @@ def read_header(raw, path):
     header = raw[:end if end >= 0 else len(raw)].decode("utf-8", "replace")
     names = [name.strip().strip('"').strip().lower() for name in header.split(",")]
     if "pixels" not in names:
-        raise plumbing.UserError(f"{path} has no Pixels column (its header is {header.strip()!r})")
+        shown = header.strip()[:60] + ("..." if len(header.strip()) > 60 else "")
+        raise plumbing.UserError(f"{path} has no Pixels column (its header is {shown!r})")
     return names, (end + 1 if end >= 0 else len(raw))
 
 
-def row_spans(raw, start):
-    """(line number, start, end) of every non-blank row from `start`, the row after the header
-    (line 2)."""
-    spans, number = [], 2
-    while start < len(raw):
-        end = raw.find(b"\n", start)
-        end = len(raw) if end < 0 else end
+def row_spans(raw, start, number, stop):
+    """(line number, start, end) of every non-blank row of `raw` from `start`, which is line
+    `number`, to `stop`; and the number of the line after them."""
+    spans = []
+    while start < stop:
+        end = raw.find(b"\n", start, stop)
+        end = stop if end < 0 else end
         if end - start > 8 or raw[start:end].strip():  # only short lines can be blank
             spans.append((number, start, end))
         start, number = end + 1, number + 1
-    return spans
+    return spans, number
 
 
 def token_columns(names):
@@ -154,27 +167,95 @@ def parse_rows(raw, spans, names):
                       None if usage is None else np.array(usage, dtype=str), problems)
 
 
-def parse_all_rows(path):
-    """(column names, parsed rows) of the whole file."""
-    raw = read_file(path)
-    names, header_end = read_header(raw[:1 << 16], path)
-    return names, parse_rows(raw, row_spans(raw, header_end), names)
+def parse_stream(stream, path):
+    """(column names, parsed rows) of the CSV text that `stream` gives, parsed as it arrives,
+    a piece of whole lines at a time: the text is never held whole, so a .csv.gz needs no more
+    memory than its .csv, and a .csv less than its size."""
+    names, pieces, number, line_begun = None, [], 1, []
+    for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):
+        lines_end = chunk.rfind(b"\n") + 1
+        if not lines_end:  # all of it inside one line
+            line_begun.append(chunk)
+            if names is None and sum(map(len, line_begun)) > HEADER_BYTES:
+                raise plumbing.UserError(f"{path} is not a face CSV: no line ends in its "
+                                         f"first {HEADER_BYTES:,} bytes")
+            continue
+        raw = b"".join([*line_begun, chunk]) if line_begun else chunk  # the one copy
+        lines_end += len(raw) - len(chunk)
+        names, number = parse_piece(raw, lines_end, names, number, pieces, path)
+        line_begun = [raw[lines_end:]]
+    rest = b"".join(line_begun)
+    if rest or names is None:
+        names, number = parse_piece(rest, len(rest), names, number, pieces, path)
+    return names, joined(pieces, names)
 
 
-def read_file(path):
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise plumbing.UserError(f"cannot read {path}: {error.strerror}") from None
+def parse_piece(raw, end, names, number, pieces, path):
+    """Parse the whole lines in `raw` up to `end`, from line `number` (1: the header is in
+    it); their rows go to `pieces`. Returns the column names and the next line's number."""
+    start = 0
+    if names is None:
+        names, start = read_header(raw[:min(end, HEADER_BYTES)], path)
+        number = 2
+    spans, number = row_spans(raw, start, number, end)
+    pieces.append(parse_rows(raw, spans, names))
+    return names, number
+
+
+def joined(pieces, names):
+    """One ParsedRows of the pieces of a file, in order."""
+    usage = None if "usage" not in names else np.concatenate(
+        [np.zeros(0, dtype=str)] + [piece.usage for piece in pieces])
+    labels = None if "emotion" not in names else np.concatenate(
+        [np.zeros(0, np.int8)] + [piece.labels for piece in pieces])
+    return ParsedRows(labels, np.concatenate([piece.pixels for piece in pieces]), usage,
+                      [problem for piece in pieces for problem in piece.problems])
+
+
+@contextlib.contextmanager
+def csv_text(path):
+    """A binary stream of the CSV text in `path`, as it comes: a .csv read as it is, a .gz
+    decompressed as it is read, and from Kaggle's fer2013.tar.gz its fer2013.csv member, read
+    from the archive as it is decompressed (nothing is extracted, so no member is written
+    anywhere). Yields (stream, how warnings name the CSV)."""
+    if path.name.endswith(TAR_SUFFIXES):
+        with tarfile.open(path, "r|*") as archive:
+            held = []
+            for member in archive:  # in order, as the archive is read: nothing seeks back
+                if member.isreg() and PurePosixPath(member.name).name == FER2013_CSV:
+                    yield archive.extractfile(member), f"{path} ({member.name})"
+                    return
+                held.append(member.name)
+        raise plumbing.UserError(f"{path} holds no {FER2013_CSV}, so it is not Kaggle's "
+                                 f"FER2013 archive (it holds {a_few(held) or 'nothing'})")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as stream:
+        yield stream, path
+
+
+def unreadable(path, error):
+    """The one line for a face file that could not be read, or was cut short or damaged."""
+    if isinstance(error, EOFError):
+        return f"{path} is truncated ({error})"
+    if isinstance(error, tarfile.TarError):
+        return f"{path} is not a readable .tar.gz archive ({error})"
+    if isinstance(error, (gzip.BadGzipFile, zlib.error)):
+        return f"{path} is not a readable gzip file ({error})"
+    return f"cannot read {path}: {error.strerror or error}"
 
 
 def read_face_csv(path, warn=print):
-    """Read a face CSV; malformed rows are skipped with a warning naming their line."""
+    """Read a face CSV (or a .csv.gz, or Kaggle's fer2013.tar.gz); malformed rows are skipped
+    with a warning naming their line."""
     path = Path(path)
-    names, rows = parse_all_rows(path)
-    report_problems(path, rows.problems, warn)
+    try:
+        with csv_text(path) as (stream, name):
+            names, rows = parse_stream(stream, name)
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as error:
+        raise plumbing.UserError(unreadable(path, error)) from None
+    report_problems(name, rows.problems, warn)
     if not len(rows.pixels):
-        raise plumbing.UserError(f"{path} has no usable rows")
+        raise plumbing.UserError(f"{name} has no usable rows")
     usage = None if rows.usage is None else rows.usage.tolist()
     return FaceTable(rows.pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE), rows.labels, usage)
 
@@ -187,19 +268,45 @@ def report_problems(path, problems, warn):
 
 
 def find_layout(data_dir):
-    """('book', [train.csv, test.csv]) or ('fer2013', [fer2013.csv]), whichever is there."""
+    """('book', [train, test]) or ('fer2013', [fer2013]), whichever is there: train.csv and
+    test.csv, or fer2013.csv, each also read gzipped (.csv.gz), the .csv first when both are
+    there; or Kaggle's fer2013.tar.gz as it comes."""
     data_dir = Path(data_dir)
-    if (data_dir / "train.csv").exists():
-        if (data_dir / "fer2013.csv").exists():
-            print(f"note: {data_dir} holds both the book's train.csv and fer2013.csv; reading "
-                  f"the book's (give fer2013.csv a folder of its own, such as data/fer2013, "
-                  f"to read it)", file=sys.stderr)
-        return "book", [data_dir / "train.csv", data_dir / "test.csv"]
-    if (data_dir / "fer2013.csv").exists():
-        return "fer2013", [data_dir / "fer2013.csv"]
+    train, fer2013 = first_there(data_dir, BOOK_NAMES[0]), first_there(data_dir, FER2013_NAMES)
+    if train:
+        if fer2013:
+            print(f"note: {data_dir} holds both the book's {train.name} and {fer2013.name}; "
+                  f"reading the book's (give {fer2013.name} a folder of its own, such as "
+                  f"data/fer2013, to read it)", file=sys.stderr)
+        return "book", [train, first_there(data_dir, BOOK_NAMES[1]) or data_dir / "test.csv"]
+    if fer2013:
+        return "fer2013", [fer2013]
     raise plumbing.UserError(
-        f"no face data in {data_dir}: put the book's train.csv and test.csv there (Kaggle "
-        f"facial-keypoints-detector) or Kaggle's fer2013.csv; see data/README.md")
+        f"no face data in {data_dir} ({what_is_in(data_dir)}): put the book's train.csv and "
+        f"test.csv there (Kaggle facial-keypoints-detector) or Kaggle's fer2013.csv, each as it "
+        f"is or gzipped (.csv.gz), or Kaggle's fer2013.tar.gz; see data/README.md")
+
+
+def first_there(data_dir, names):
+    return next((data_dir / name for name in names if (data_dir / name).exists()), None)
+
+
+def what_is_in(data_dir):
+    """`it holds a.txt, b.zip and 3 more`: what a folder without face data holds instead."""
+    try:
+        names = sorted(entry.name for entry in data_dir.iterdir()
+                       if not entry.name.startswith("."))
+    except FileNotFoundError:
+        return "no such folder"
+    except OSError as error:
+        return f"it cannot be listed: {error.strerror}"
+    return f"it holds {a_few(names)}" if names else "it is empty"
+
+
+def a_few(names, shown=4):
+    """`a, b, c` or `a, b, c, d and 3 more`."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def training_and_public_test(table, path):

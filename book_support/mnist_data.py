@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from book_support.downloads import RemoteFile, fetch
+from book_support.downloads import RemoteFile, fetch_all
 from book_support.plumbing import UserError
 
 IMAGE_SIZE = 28
@@ -100,12 +100,12 @@ def as_dataset(images, labels):
 
 def read_data_sets(data_dir, validation_size=VALIDATION_SIZE):
     """What the book's `input_data.read_data_sets(data_dir, one_hot=True)` gave: the four files
-    downloaded where missing, read, and split 55,000 / 5,000 / 10,000 into `train`,
-    `validation` and `test`, each with `images` (n, 28, 28, 1) in [0, 1] and one-hot `labels`."""
-    paths = {}
-    for key, remote in MNIST_FILES.items():
-        paths[key] = fetch(remote, data_dir)
-        print(f"Extracting {paths[key]}")
+    downloaded where missing (offline, one line names every one missing), read, and split
+    55,000 / 5,000 / 10,000 into `train`, `validation` and `test`, each with `images`
+    (n, 28, 28, 1) in [0, 1] and one-hot `labels`."""
+    paths = dict(zip(MNIST_FILES, fetch_all(MNIST_FILES.values(), data_dir)))
+    for path in paths.values():
+        print(f"Extracting {path}")
     train_images = read_images(paths["train_images"])
     train_labels = read_labels(paths["train_labels"])
     if not 0 < validation_size < len(train_images):

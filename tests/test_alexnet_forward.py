@@ -327,6 +327,29 @@ def test_with_no_images_the_books_samples_are_taken_from_data_alexnet(standin, t
     assert "Image 0 (data/alexnet/laska.png)" in out and "Image 1 (data/alexnet/poodle.png)" in out
 
 
+def test_offline_one_line_names_the_samples_and_the_downloads_together(tmp_path, monkeypatch,
+                                                                      capsys, closed_port_url):
+    monkeypatch.chdir(tmp_path)
+    for name in ("ALEXNET_WEIGHTS", "CAFFE_CLASSES"):
+        remote = getattr(alexnet_files, name)
+        monkeypatch.setattr(alexnet_files, name, remote.__class__(
+            remote.name, (f"{closed_port_url}/{remote.name}",), remote.size, remote.md5,
+            remote.sha256))
+    assert alexnet_forward.main([]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "are neither here nor in data/alexnet" in err
+    assert err.endswith("; put these 4 files in data/alexnet: laska.png, poodle.png (from "
+                        f"{alexnet_files.ALEXNET_URL}), bvlc_alexnet.npy, caffe_classes.py "
+                        f"(from {closed_port_url}/)\n")
+    for name in ("laska.png", "poodle.png"):
+        Image.new("RGB", (227, 227)).save(tmp_path / "data/alexnet" / name)
+    assert alexnet_forward.main([]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not download 2 files" in err
+    assert err.endswith("; put them in data/alexnet: bvlc_alexnet.npy, caffe_classes.py "
+                        f"(from {closed_port_url}/)\n")
+
+
 def test_cam_saves_one_titled_heatmap_per_image(standin, tmp_path):
     folder, _ = standin
     for name, size, mode in (("wide.png", (400, 150), "RGBA"), ("gray.jpg", (227, 227), "L")):

@@ -1,7 +1,10 @@
 """EmotionUtils: both CSV layouts, the book's split, the safe cache, malformed rows."""
 
+import gzip
+import io
 import os
 import pickle
+import tarfile
 
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ import pytest
 import EmotionUtils
 from conftest import (face_set, pixel_string, write_book_layout, write_face_csv,
                       write_fer_layout)
-from book_support import emotion_cache
+from book_support import emotion_cache, emotion_csv
 from book_support.plumbing import UserError
 
 
@@ -243,3 +246,155 @@ def test_read_data_prints_in_the_books_order(tmp_path, capsys):
         "Picking ..."]
     EmotionUtils.read_data(tmp_path)  # from the cache: the shapes alone
     assert capsys.readouterr().out.splitlines() == ["(40, 48, 48, 1)", "(40, 7)"]
+
+
+# --------------------------------------------------------------------------------------------
+# The face files as they come: .csv.gz, and Kaggle's fer2013.tar.gz
+# --------------------------------------------------------------------------------------------
+
+def gzipped(path):
+    """`path` as the .gz beside it, the .csv gone."""
+    target = path.with_name(path.name + ".gz")
+    target.write_bytes(gzip.compress(path.read_bytes()))
+    path.unlink()
+    return target
+
+
+def kaggle_tarball(csv, tarball, member="fer2013/fer2013.csv"):
+    """Kaggle's fer2013.tar.gz: fer2013/fer2013.csv between a README and a .bib; the .csv gone."""
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, data in (("fer2013/README", b"the README"), (member, csv.read_bytes()),
+                           ("fer2013/fer2013.bib", b"@article{}")):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    csv.unlink()
+    return tarball
+
+
+def assert_same_data(one, other):
+    assert one.test_labels is not None and other.test_labels is not None
+    for a, b in zip([*one, one.test_labels], [*other, other.test_labels]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_gzipped_book_csvs_are_read_as_the_csvs_and_cached_the_same(tmp_path, monkeypatch):
+    plain = EmotionUtils.read_data(write_book_layout(tmp_path / "plain"), verbose=False)
+    folder = write_book_layout(tmp_path / "gz")
+    for name in ("train.csv", "test.csv"):
+        gzipped(folder / name)
+    assert_same_data(EmotionUtils.read_data(folder, verbose=False), plain)
+    assert sorted(os.listdir(folder)) == [emotion_cache.CACHE_NAME, "test.csv.gz",
+                                          "train.csv.gz"]  # nothing unpacked
+    real_reader = EmotionUtils.read_face_csv
+    monkeypatch.setattr(EmotionUtils, "read_face_csv", None)  # the cache, or a TypeError
+    assert_same_data(EmotionUtils.read_data(folder, verbose=False), plain)
+    monkeypatch.setattr(EmotionUtils, "read_face_csv", real_reader)
+    faces, labels = face_set(100, 9)
+    gzipped(write_face_csv(folder / "train.csv", faces, labels))
+    assert len(EmotionUtils.read_data(folder, verbose=False).train_images) == 90
+
+
+def test_fer2013_gzipped_or_in_kaggles_tarball_is_read_as_its_csv(tmp_path):
+    plain = EmotionUtils.read_data(write_fer_layout(tmp_path / "plain"), verbose=False)
+    gz = write_fer_layout(tmp_path / "gz")
+    gzipped(gz / "fer2013.csv")
+    assert_same_data(EmotionUtils.read_data(gz, verbose=False), plain)
+    tarred = write_fer_layout(tmp_path / "tar")
+    kaggle_tarball(tarred / "fer2013.csv", tarred / "fer2013.tar.gz")
+    assert_same_data(EmotionUtils.read_data(tarred, verbose=False), plain)
+    assert sorted(os.listdir(tarred)) == [emotion_cache.CACHE_NAME, "fer2013.tar.gz"]
+
+
+def test_a_gzipped_file_read_in_small_pieces_keeps_every_row_and_each_bad_lines_number(
+        tmp_path, monkeypatch):
+    """Pieces cut mid-row, around blank lines and CRLFs: the rows and the warnings' line
+    numbers are those of the file read whole."""
+    whole_warnings = []
+    read_whole = EmotionUtils.read_face_csv(write_mixed_fer_csv(tmp_path / "fer2013.csv"),
+                                            whole_warnings.append)
+    (tmp_path / "pieces").mkdir()
+    piece = write_mixed_fer_csv(tmp_path / "pieces" / "fer2013.csv")
+    monkeypatch.setattr(emotion_csv, "CHUNK_BYTES", 1000)  # a row is about 9 kB
+    warnings = []
+    table = EmotionUtils.read_face_csv(gzipped(piece), warnings.append)
+    np.testing.assert_array_equal(table.pixels, read_whole.pixels)
+    np.testing.assert_array_equal(table.labels, read_whole.labels)
+    assert table.usage == read_whole.usage and len(table.usage) == 40
+    assert [w.split(" line ")[1] for w in warnings] == [
+        w.split(" line ")[1] for w in whole_warnings] and len(warnings) == 2
+    assert str(tmp_path / "pieces" / "fer2013.csv.gz") in warnings[0]
+
+
+def damaged_gzip(path):
+    data = bytearray(gzip.compress(path.read_bytes()))
+    data[len(data) // 2:len(data) // 2 + 20] = bytes(20)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda csv: gzip.compress(csv.read_bytes())[:-200], "is truncated"),
+    (lambda csv: csv.read_bytes(), "is not a readable gzip file (Not a gzipped file"),
+    (damaged_gzip, "is not a readable gzip file")])
+def test_a_cut_short_damaged_or_not_gzip_file_is_one_line(tmp_path, capsys, damage, message):
+    data = write_book_layout(tmp_path / "data")
+    (data / "train.csv.gz").write_bytes(damage(data / "train.csv"))
+    (data / "train.csv").unlink()
+    assert EmotionUtils.main(["--data-dir", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{data / 'train.csv.gz'} {message}" in err
+    assert not (data / emotion_cache.CACHE_NAME).exists()
+
+
+def test_a_tarball_without_fer2013_csv_or_cut_short_is_one_line(tmp_path, capsys):
+    data = write_fer_layout(tmp_path / "data")
+    kaggle_tarball(data / "fer2013.csv", data / "fer2013.tar.gz", "fer2013/faces.csv")
+    assert EmotionUtils.main(["--data-dir", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no fer2013.csv" in err
+    assert "fer2013/README, fer2013/faces.csv, fer2013/fer2013.bib" in err
+    write_fer_layout(data)
+    kaggle_tarball(data / "fer2013.csv", data / "fer2013.tar.gz")
+    whole = (data / "fer2013.tar.gz").read_bytes()
+    (data / "fer2013.tar.gz").write_bytes(whole[:len(whole) // 2])
+    assert EmotionUtils.main(["--data-dir", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fer2013.tar.gz is not a readable .tar.gz archive" in err
+    assert sorted(os.listdir(data)) == ["fer2013.tar.gz"]
+
+
+def test_a_tarball_member_that_would_land_outside_is_never_written(tmp_path):
+    """The member is read from the archive, never extracted: a link or a path that climbs
+    out of the folder writes nothing anywhere."""
+    data = write_fer_layout(tmp_path / "data")
+    csv = (data / "fer2013.csv").read_bytes()
+    with tarfile.open(data / "fer2013.tar.gz", "w:gz") as archive:
+        for name, kind in (("../../escaped", tarfile.REGTYPE), ("fer2013/fer2013.csv",
+                                                                  tarfile.SYMTYPE)):
+            member = tarfile.TarInfo(name)
+            member.type, member.linkname = kind, "/etc/passwd"
+            member.size = len(csv) if kind == tarfile.REGTYPE else 0
+            archive.addfile(member, io.BytesIO(csv) if kind == tarfile.REGTYPE else None)
+    (data / "fer2013.csv").unlink()
+    with pytest.raises(UserError, match="holds no fer2013.csv"):
+        EmotionUtils.read_data(data, verbose=False)
+    assert not (tmp_path / "escaped").exists() and not tmp_path.parent.joinpath(
+        "escaped").exists()
+    assert sorted(os.listdir(data)) == ["fer2013.tar.gz"]
+
+
+def test_no_face_data_names_what_the_folder_holds_and_what_is_looked_for(tmp_path):
+    for name in ("notes.txt", "faces.zip", "Train.CSV", "a.csv", "b.csv", ".hidden"):
+        (tmp_path / name).write_text("x")
+    with pytest.raises(UserError) as error:
+        EmotionUtils.read_data(tmp_path)
+    message = str(error.value)
+    assert f"no face data in {tmp_path} (it holds Train.CSV, a.csv, b.csv, faces.zip and 1 " \
+           f"more)" in message and ".hidden" not in message
+    assert all(name in message for name in ("train.csv", "test.csv", "fer2013.csv", ".csv.gz",
+                                            "fer2013.tar.gz"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"\(it is empty\)"):
+        EmotionUtils.read_data(tmp_path / "empty")
+    with pytest.raises(UserError, match=r"\(no such folder\)"):
+        EmotionUtils.read_data(tmp_path / "nowhere")

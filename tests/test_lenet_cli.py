@@ -138,15 +138,23 @@ def test_an_existing_plot_is_refused_before_training(tmp_path, mnist_dir):
     assert plot.read_bytes() == b"an earlier plot"
 
 
-def test_offline_with_no_data_says_which_file_to_put_where(tmp_path, monkeypatch, capsys,
-                                                           closed_port_url):
-    remotes = {key: remote.__class__(remote.name, (closed_port_url,), remote.size, remote.md5)
+def test_offline_one_line_names_every_missing_file_and_where_to_put_it(tmp_path, monkeypatch,
+                                                                       capsys, closed_port_url):
+    remotes = {key: remote.__class__(remote.name, (f"{closed_port_url}/{remote.name}",),
+                                     remote.size, remote.md5)
                for key, remote in mnist_data.MNIST_FILES.items()}
     monkeypatch.setattr(mnist_data, "MNIST_FILES", remotes)
-    code = lenet_mnist.main(["--data-dir", str(tmp_path / "empty"), "--dry-run"])
+    data = write_mnist(tmp_path / "data")
+    for name in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (data / name).unlink()
+    code = lenet_mnist.main(["--data-dir", str(data), "--dry-run"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
-    assert f"put the file at {tmp_path / 'empty' / 'train-images-idx3-ubyte.gz'}" in err
+    assert "could not download 3 files (1 source(s): " in err
+    assert err.endswith(f"; put them in {data}: train-images-idx3-ubyte.gz, "
+                        f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (from "
+                        f"{closed_port_url}/)\n")  # the file in place is not named
 
 
 @pytest.mark.parametrize("flag", ["--epochs", "--batch-size", "--test-size", "--validation-size"])

@@ -134,6 +134,60 @@ def test_offline_says_which_file_to_put_where(tmp_path, closed_port_url):
     assert closed_port_url in message and "\n" not in message
 
 
+def test_offline_one_line_names_every_missing_file_and_where_to_put_it(tmp_path, monkeypatch,
+                                                                       closed_port_url):
+    remotes = [remote_for([f"{closed_port_url}/{name}"], name=name)
+               for name in ("a.bin", "b.bin", "c.bin")]
+    (tmp_path / "b.bin").write_bytes(b"the user's own copy")
+    tries = []
+    real_download_one = downloads._download_one
+    monkeypatch.setattr(downloads, "_download_one",
+                        lambda url, *rest: tries.append(url) or real_download_one(url, *rest))
+    with pytest.raises(UserError) as error:
+        downloads.fetch_all(remotes, tmp_path, quiet=True)
+    message = str(error.value)
+    assert message.startswith("could not download 2 files (1 source(s): ") and "\n" not in message
+    assert message.endswith(f"; put them in {tmp_path}: a.bin, c.bin (from {closed_port_url}/)")
+    assert tries == [f"{closed_port_url}/a.bin"]  # a host that cannot be reached, tried once
+    assert leftovers(tmp_path) == ["b.bin"]
+
+
+def test_what_can_be_downloaded_is_and_the_rest_is_named_with_why(tmp_path, file_server,
+                                                                   closed_port_url):
+    file_server.files["/good.bin"] = PAYLOAD
+    remotes = [remote_for([file_server.url("/missing.bin")], name="missing.bin"),
+               remote_for([file_server.url("/good.bin")], name="good.bin"),
+               remote_for([closed_port_url], name="away.bin")]
+    with pytest.raises(UserError) as error:
+        downloads.fetch_all(remotes, tmp_path / "data", quiet=True)
+    message = str(error.value)
+    assert message.startswith("could not download 2 files (missing.bin: 1 source(s): HTTP 404; "
+                              "away.bin: 1 source(s): ")
+    assert message.endswith(f"; put them in {tmp_path / 'data'}: missing.bin (from "
+                            f"{file_server.url('/missing.bin')}), away.bin (from "
+                            f"{closed_port_url})")
+    assert (tmp_path / "data" / "good.bin").read_bytes() == PAYLOAD
+    assert downloads.fetch_all(remotes[1:2], tmp_path / "data")[0].read_bytes() == PAYLOAD
+
+
+def test_files_never_downloaded_are_named_in_the_same_line(tmp_path, closed_port_url):
+    photo = RemoteFile("photo.png", ("https://example.org/book/photo.png",))
+    with pytest.raises(UserError) as error:
+        downloads.fetch_all([remote_for([closed_port_url])], tmp_path, quiet=True,
+                            by_hand=("no photo given", [photo]))
+    message = str(error.value)
+    assert message.startswith("no photo given, and could not download weights.bin (1 source(s): ")
+    assert message.endswith(f"; put these 2 files in {tmp_path}: photo.png (from "
+                            f"https://example.org/book/photo.png), weights.bin (from "
+                            f"{closed_port_url})")
+    (tmp_path / "weights.bin").write_bytes(PAYLOAD)
+    with pytest.raises(UserError) as error:
+        downloads.fetch_all([remote_for([closed_port_url])], tmp_path, quiet=True,
+                            by_hand=("no photo given", [photo]))
+    assert str(error.value) == (f"no photo given; put it in {tmp_path}: photo.png (from "
+                                f"https://example.org/book/photo.png)")
+
+
 def test_an_existing_file_is_used_and_never_replaced(tmp_path, file_server):
     (tmp_path / "weights.bin").write_bytes(b"the user's own copy")
     path = downloads.fetch(remote_for([file_server.url("/w.bin")]), tmp_path, quiet=True)
