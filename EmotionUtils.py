@@ -95,8 +95,9 @@ def as_images(pixels):
     return images.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
 
 
-def read_data(data_dir, force=False, verbose=True):
-    """The book's read_data: train/validation (10%, seed 0) and test images, one-hot labels."""
+def read_data(data_dir, force=False, verbose=True, keep_cache=True):
+    """The book's read_data: train/validation (10%, seed 0) and test images, one-hot labels
+    (the faces parsed are cached beside the CSVs unless `keep_cache` is False: a dry run)."""
     data_dir = Path(data_dir)
     layout, files = find_layout(data_dir)
     cache = FaceCache(data_dir, layout, files)
@@ -105,7 +106,8 @@ def read_data(data_dir, force=False, verbose=True):
         faces = read_sources(layout, files, verbose)
         if verbose:
             print("Picking ...")
-        cache.save(*faces)
+        if keep_cache:
+            cache.save(*faces)
     elif verbose:
         say_shapes(faces[0].labels, print)
     train, test = faces

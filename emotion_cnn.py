@@ -330,7 +330,7 @@ def run(args):
     args.augment_seed = emotion_training_aids.augment_seed(args.seed)
     args.device = tf_setup.configure_devices(args.cpu)
     tf_setup.make_deterministic(args.seed)
-    data = EmotionUtils.read_data(args.data_dir)
+    data = EmotionUtils.read_data(args.data_dir, keep_cache=not args.dry_run)
     emotion_options.hold_logs(args, data)
     print("Train size: %s" % data.train_images.shape[0])
     print("Validation size: %s" % data.valid_images.shape[0])

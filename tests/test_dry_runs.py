@@ -11,7 +11,7 @@ import importlib
 
 import pytest
 
-from conftest import write_mnist, write_pets
+from conftest import write_book_layout, write_mnist, write_pets
 from tests.parsers import SCRIPTS, name_of, parser_of, tagged
 
 
@@ -21,8 +21,9 @@ def inputs_for(script, root, book_trained):
     if script == "lenet_mnist":
         write_mnist(root / "mnist")
         return ["--data-dir", root / "mnist", "--validation-size", "100"]
-    if script == "emotion_cnn":
-        return ["--data-dir", book_trained.data, "--logs-dir", book_trained.logs]
+    if script == "emotion_cnn":  # faces never read before: no cache of them yet
+        write_book_layout(root / "faces", train_count=100, test_count=30)
+        return ["--data-dir", root / "faces", "--logs-dir", book_trained.logs]
     if script == "alexnet_finetune":
         root.mkdir()
         write_pets(root)
