@@ -48,7 +48,8 @@ class TrainingRun:
         self.stopper = self.summary_writer = self.progress = None
         self.first = self.steps_done = 0
         self.last_step = iterations - 1
-        self.validations, self.batches = [], []  # the curves; (loss, accuracy) since the last
+        self.validations = []  # the curves: a point at each validation
+        self.batches = []  # (loss, accuracy) of each training step since the last validation
 
     def __enter__(self):
         self.ctrl_c.__enter__()
