@@ -22,8 +22,9 @@ model, graph, training loop, test. What changed, and why:
   * The book's text gives the flattened conv2 output as 12x12x64 = 9,126; it is 9,216, which is
     what its listing (and this script) computes.
 Beyond the book, each off by default so the book's run stays the book's, in book_support:
-emotion_runs.py wraps the book's loop (resume, Ctrl-C, progress, TensorBoard, a loss that
-is not finite); emotion_early_stopping.py is `--patience` (the best checkpoint kept);
+emotion_runs.py wraps the book's loop (resume, Ctrl-C, progress, a loss that is not finite,
+the training curves in TensorBoard and `--plot`, drawn by training_curves.py);
+emotion_early_stopping.py is `--patience` (the best checkpoint kept);
 emotion_vgg.py is `--model vgg` (deeper, with batch norm; README: how it scores);
 emotion_training_aids.py is `--augment`, `--erase` (random erasing), `--label-smoothing` and
 `--schedule cosine`, composed with the book's pieces by emotion_training_graph.py; emotion_tta.py
@@ -205,22 +206,25 @@ def accuracy(predictions, labels):
 def training_loop(sess, net, data, args, training):
     """The book's loop: a batch and a training step, the training loss every 10 steps, the
     validation loss and a checkpoint every --eval-every (the book's 100). `training` gives the
-    steps and is told of each (a TrainingRun, book_support/emotion_runs.py)."""
+    steps and is told of each, and of each validation, with their losses and accuracies (a
+    TrainingRun, book_support/emotion_runs.py: they are the training curves)."""
     for step in training.steps():
         batch_image, batch_label = get_next_batch(data.train_images, data.train_labels, step,
                                                   args.batch_size)
         feed_dict = training_feed(net, args, batch_image, batch_label, step)
-        sess.run(net.train_op, feed_dict=feed_dict)
-        training.step_done(step)
+        _, batch_loss, predicted = sess.run(
+            [net.train_op, net.cross_entropy_loss, net.predictions], feed_dict=feed_dict)
+        training.step_done(step, batch_loss, accuracy(predicted, batch_label))
         if step % 10 == 0:
             train_loss, summary_str = sess.run([net.loss_val, net.summary_op], feed_dict)
             training.training_loss(step, train_loss, summary_str)
             print("Training Loss: %f" % train_loss, flush=True)
         if step % args.eval_every == 0 or step == training.last_step:
             valid_loss, predicted = evaluate(sess, net, data.valid_images, data.valid_labels)
-            training.validation_loss(step, valid_loss)
+            valid_accuracy = accuracy(predicted, data.valid_labels)
+            training.validation(step, valid_loss, valid_accuracy)
             print("%s Validation Loss: %f  Validation Accuracy: %.4f" % (
-                datetime.now(), valid_loss, accuracy(predicted, data.valid_labels)), flush=True)
+                datetime.now(), valid_loss, valid_accuracy), flush=True)
             training.save(sess, step)
             if training.stops_early(sess, valid_loss, step):
                 break
@@ -239,7 +243,8 @@ def train(args, data):
           f"parameters; training on {args.device}"
           + (", bf16" if args.precision == "bf16" else ""))
     training = TrainingRun(net, logs_dir, iterations, emotion_options.settings_of(args),
-                           args.patience, identify=emotion_options.other_network(net))
+                           args.patience, identify=emotion_options.other_network(net),
+                           plot=args.plot)
     session = tf_setup.new_session(net.graph, args.precision, float16_on_gpus=False)
     with session as sess, training:
         if not training.start(sess):  # early stopping had stopped this run before

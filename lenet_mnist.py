@@ -17,8 +17,9 @@ model, cost and optimiser, the loop. What changed, and why:
     conv3) and its own 4x4x128 = 2048 needs the pooling: the script follows the listing.
 After the book's code, "Beyond the book" wraps its loop from outside: checkpoints that resume
 (book_support/lenet_runs.py, on book_support/checkpoints.py), Ctrl-C and progress
-(book_support/plumbing.py), repeatable dropout (book_support/tf_setup.py), TensorBoard scalars
-and the --plot / --plot-inside pictures (book_support/lenet_plots.py).
+(book_support/plumbing.py), repeatable dropout (book_support/tf_setup.py), the training curves
+as TensorBoard scalars and the --plot picture (book_support/training_curves.py), and the
+--plot-inside picture (book_support/lenet_plots.py).
 """
 
 import time
@@ -27,7 +28,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from book_support import checkpoints, file_roles, lenet_plots, lenet_runs, mnist_data
-from book_support import plumbing, tf_setup
+from book_support import plumbing, tf_setup, training_curves
 from book_support.checkpoints import CheckpointFolder
 
 with tf_setup.tensorflow_logging_quieted():
@@ -110,33 +111,34 @@ def build_graph(seed=None):
 def training(session, net, mnist, epochs, first_epoch=0, seed=None, batch_size=BATCH_SIZE,
              test_size=TEST_SIZE, max_batches=None, ctrl_c=None):
     """The book's loop: each epoch, the training batches with dropout, then `test_size` random
-    test images scored. Yields (epoch, mean training loss, accuracy on those test images) after
-    each epoch; stops, the epoch unfinished, once `ctrl_c.pressed`."""
+    test images scored. Yields (epoch, mean training loss, training accuracy, accuracy on those
+    test images) after each epoch; stops, the epoch unfinished, once `ctrl_c.pressed`."""
     for i in range(first_epoch, epochs):
         rng = epoch_rng(seed, i)
-        train_loss = train_epoch(session, net, mnist.train, batch_size, rng, f"epoch {i}",
-                                 max_batches, ctrl_c)
+        train_loss, train_accuracy = train_epoch(session, net, mnist.train, batch_size, rng,
+                                                 f"epoch {i}", max_batches, ctrl_c)
         if ctrl_c is not None and ctrl_c.pressed:
             return
         test_indices = rng.permutation(len(mnist.test.images))[:test_size]
         correct, _ = evaluate(session, net, subset(mnist.test, test_indices))
-        yield i, train_loss, correct / len(test_indices)
+        yield i, train_loss, train_accuracy, correct / len(test_indices)
 
 
 def train_epoch(session, net, train, batch_size, rng, label, max_batches=None, ctrl_c=None):
-    """One pass over `train` in a fresh order, with the book's dropout; returns the mean loss.
-    Stops early, after the batch under way, once `ctrl_c.pressed`. The order and the dropout
-    masks come from `rng` alone, so an epoch repeats exactly under the same seed."""
+    """One pass over `train` in a fresh order, with the book's dropout; returns the mean loss
+    and the accuracy of its batches (as the step saw them, with dropout). Stops early, after the
+    batch under way, once `ctrl_c.pressed`. The order and the dropout masks come from `rng`
+    alone, so an epoch repeats exactly under the same seed."""
     order = rng.permutation(len(train.images))
     epoch_seed = int(rng.integers(2**31))
     starts = range(0, len(order), batch_size)[:max_batches]
     progress = plumbing.Progress(len(starts), label, unit=" batches")
-    losses = []
+    losses, correct, seen = [], 0, 0
     for number, start in enumerate(starts):
         if ctrl_c is not None and ctrl_c.pressed:
             break
         batch = order[start:start + batch_size]  # gather one batch, not a shuffled copy of all
-        _, loss = session.run([net.optimizer, net.cost], feed_dict={
+        _, loss, predictions = session.run([net.optimizer, net.cost, net.predict_op], feed_dict={
             net.X: train.images[batch], net.Y: train.labels[batch],
             net.p_keep_conv: KEEP_CONV, net.p_keep_hidden: KEEP_HIDDEN,
             net.dropout_seed: [epoch_seed, 8 * number]})
@@ -144,9 +146,13 @@ def train_epoch(session, net, train, batch_size, rng, label, max_batches=None, c
                                     "the checkpoint of the last whole epoch is kept",
                                     "check the data, or try another --seed or --batch-size")
         losses.append(loss)
+        correct += int(np.sum(predictions == np.argmax(train.labels[batch], axis=1)))
+        seen += len(batch)
         progress.update()
     progress.close()
-    return float(np.mean(losses)) if losses else float("nan")
+    if not losses:
+        return float("nan"), float("nan")
+    return float(np.mean(losses)), correct / seen
 
 
 def evaluate(session, net, data, batch_size=1000):
@@ -172,7 +178,7 @@ def subset(data, indices):
 
 
 # --------------------------------------------------------------------------------------------
-# Beyond the book: the run around the book's loop (book_support/lenet_runs.py, lenet_plots.py)
+# Beyond the book: the run around the book's loop (book_support/lenet_runs.py, training_curves.py)
 # --------------------------------------------------------------------------------------------
 
 def run(args):
@@ -196,22 +202,22 @@ def run(args):
     net = build_graph(args.seed)
     print(f"LeNet-5: {tf_setup.count_weights(net.weights):,} weights; training on {device}")
     saved = CheckpointFolder(args.checkpoint_dir, net.saver, "--checkpoint-dir")
-    with lenet_plots.scalar_writer(args.logdir, net.graph) as write_scalars, \
+    with training_curves.scalar_writer(args.logdir, net.graph) as write_scalars, \
             tf_setup.new_session(net.graph) as session, plumbing.CtrlC() as ctrl_c:
         epochs_done, history = lenet_runs.resume(session, net, saved, epochs)
         started = time.monotonic()
-        for i, train_loss, accuracy in training(session, net, mnist, epochs, epochs_done,
-                                                args.seed, args.batch_size, args.test_size,
-                                                max_batches, ctrl_c):
+        for i, train_loss, train_accuracy, accuracy in training(
+                session, net, mnist, epochs, epochs_done, args.seed, args.batch_size,
+                args.test_size, max_batches, ctrl_c):
             validation_correct, validation_loss = evaluate(session, net, validation)
             entry = {"epoch": i, "train_loss": train_loss, "validation_loss": validation_loss,
-                     "test_sample_accuracy": accuracy,
+                     "train_accuracy": train_accuracy, "test_sample_accuracy": accuracy,
                      "validation_accuracy": validation_correct / len(validation.images)}
             history.append(entry)
             epochs_done = i + 1
             print(f"{i} {accuracy}  validation accuracy {entry['validation_accuracy']:.4f}  "
                   f"loss {train_loss:.4f}  ({time.monotonic() - started:.0f} s)", flush=True)
-            write_scalars(i, {k: v for k, v in entry.items() if k != "epoch"})
+            write_scalars(i, entry)
             lenet_runs.save(session, net, saved, epochs_done, settings, history)
             started = time.monotonic()
         if ctrl_c.pressed and epochs_done < epochs:
@@ -221,7 +227,7 @@ def run(args):
                                                                args.digit_index)
     print(f"test accuracy: {correct / len(test.images):.4f} ({correct}/{len(test.images)})")
     if args.plot and history:
-        lenet_plots.plot_history(history, args.plot)
+        training_curves.plot(history, "epoch", args.plot, "LeNet-5 on MNIST")
         print(f"saved the training curves to {args.plot}")
     if args.plot_inside:
         lenet_plots.plot_inside(inside, args.plot_inside)
@@ -259,10 +265,13 @@ def build_parser():
     parser.add_argument("--restart", action="store_true",
                         help="start over: remove the checkpoints in --checkpoint-dir first")
     file_roles.writes(parser.add_argument(
-        "--logdir", default=None, help="write TensorBoard scalars here"), file_roles.FOLDER)
+        "--logdir", default=None,
+        help="write TensorBoard scalars here after every epoch: loss and accuracy, training "
+             "and validation (then: tensorboard --logdir DIR)"), file_roles.FOLDER)
     file_roles.writes(parser.add_argument(
         "--plot", metavar="PATH", default=None,
-        help="save loss and accuracy curves as a PNG (a new file)"))
+        help="save the loss and accuracy curves, training and validation, as a PNG (a new "
+             "file); also from a finished checkpoint"))
     file_roles.writes(parser.add_argument(
         "--plot-inside", metavar="PATH", default=None,
         help="after training (or from a finished checkpoint), save conv1's kernels and the "

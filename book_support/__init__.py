@@ -7,7 +7,8 @@ README's table lists them all, grouped by the script that uses them):
   shared        plumbing (errors, --help, Ctrl-C, progress, output files), file_roles (what
                 each script reads and writes, checked once before any work), downloads, image_io,
                 tf_setup (devices, sessions, seeds), checkpoints (resume, run.json, the lock),
-                graph_checks (graph files from outside, op by op), gradcam
+                graph_checks (graph files from outside, op by op), gradcam, training_curves
+                (both training scripts' TensorBoard scalars and --plot)
   file formats  mnist_data, alexnet_files, vgg_files, inception_files
   per script    lenet_plots, lenet_runs; pets_data, finetune_runs, prepared_folder, image_workers;
                 style_preflight, style_losses, lbfgs, style_outputs; inception_cam,

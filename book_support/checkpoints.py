@@ -8,8 +8,8 @@ alexnet_finetune.py's --checkpoint-dir, emotion_cnn.py's --logs-dir). It holds:
   * one line, not a traceback, for a checkpoint that is not this model's (naming the model it
     is, where the script can tell) or that cannot be read;
   * save: the model with its step, and beside it a record (run.json) of the settings the run
-    was made with and what else the script needs to resume, such as LeNet's history;
-    update_record changes one entry of it between saves (emotion_cnn.py's early stopping
+    was made with and what else the script needs to resume, such as the training curves so
+    far; update_record changes one entry of it between saves (emotion_cnn.py's early stopping
     keeps its count there), and a save keeps the entries it does not restate: one record per
     folder;
   * preferred_folder: FOLDER/best, where early stopping keeps the best checkpoint (its files
@@ -39,6 +39,14 @@ LOCK_NAME = ".lock"
 BEST = "best"  # the subfolder where early stopping keeps the best checkpoint
 _LOCKS = {}  # folder -> its held lock, until the run ends (plumbing.run_reporting_errors)
 
+
+class Optional:
+    """In RECORD_SHAPE, a table's entry that may be missing (records written before it was)."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+
 # What run.json holds, entry by entry, in one place: the record is read only through record(),
 # which checks every entry it knows against this (an entry it does not know is kept, unread).
 # A type is a value of that type (int: a count, float: any number, None: null), a dict the
@@ -46,8 +54,13 @@ _LOCKS = {}  # folder -> its held lock, until the run ends (plumbing.run_reporti
 COUNT, NUMBER, SETTING = int, float, (str, int, float, bool, type(None), [str])
 RECORD_SHAPE = {
     "settings": ({str: SETTING}, type(None)),  # the options a run's checkpoints depend on
-    "history": [{"epoch": COUNT, "train_loss": NUMBER, "validation_loss": NUMBER,  # LeNet's
+    # The training curves (book_support/training_curves.py): LeNet's after each epoch...
+    "history": [{"epoch": COUNT, "train_loss": NUMBER, "validation_loss": NUMBER,
+                 "train_accuracy": Optional(NUMBER),  # older records lack it
                  "test_sample_accuracy": NUMBER, "validation_accuracy": NUMBER}],
+    # ...and the emotion CNN's at each validation
+    "validations": [{"step": COUNT, "train_loss": NUMBER, "train_accuracy": NUMBER,
+                     "validation_loss": NUMBER, "validation_accuracy": NUMBER}],
     "early_stopping": {"best_loss": NUMBER, "best_step": (COUNT, type(None)),  # emotion's
                        "since_best": COUNT},
 }
@@ -234,6 +247,8 @@ def shape_problem(value, shape, where):
     where; None when nothing is."""
     if shape is object:
         return None
+    if isinstance(shape, Optional):
+        return shape_problem(value, shape.kind, where)
     if isinstance(shape, tuple):
         problems = [shape_problem(value, kind, where) for kind in shape]
         return None if None in problems else problems[0]
@@ -250,11 +265,12 @@ def shape_problem(value, shape, where):
     if isinstance(shape, dict):
         if not isinstance(value, dict):
             return f"{where} is not a table"
-        missing = [name for name in shape if name not in value]
+        missing = [name for name, kind in shape.items()
+                   if name not in value and not isinstance(kind, Optional)]
         if missing:
             return f"{where} has no {missing[0]!r}"
         return next(filter(None, (shape_problem(value[name], kind, f"{where}: {name!r}")
-                                  for name, kind in shape.items())), None)
+                                  for name, kind in shape.items() if name in value)), None)
     return None if is_of_kind(value, shape) else f"{where} is {json.dumps(value)[:40]}, " \
         f"not {KIND_NAMES[shape]}"
 

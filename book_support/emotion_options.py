@@ -8,7 +8,7 @@ other network and for a test with nothing to test.
 import shlex
 from types import SimpleNamespace
 
-from book_support import checkpoints, plumbing, tf_setup
+from book_support import checkpoints, file_roles, plumbing, tf_setup
 
 MODELS = {
     # marker: a variable only a checkpoint of that network holds;
@@ -34,6 +34,12 @@ def add_options(parser, iterations, batch_size, evaluate_every):
     parser.add_argument("--dry-run", action="store_true",
                         help="train 3 iterations to check the set-up; nothing is written")
     tf_setup.add_device_option(parser)
+    file_roles.writes(parser.add_argument(
+        "--plot", metavar="PATH", default=None,
+        help="after training, save the loss and accuracy curves, training and validation, as "
+             "a PNG (a new file); also from a finished run's LOGS_DIR"))
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --plot replace an existing file")
     beyond = parser.add_argument_group("beyond the book")
     beyond.add_argument("--model", choices=sorted(MODELS), default="book",
                         help="the book's network, or vgg: deeper, with batch norm "

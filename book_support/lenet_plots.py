@@ -1,59 +1,10 @@
-"""lenet_mnist.py's pictures: the training curves (--plot, and as TensorBoard scalars with
---logdir) and a look inside the trained network (--plot-inside: conv1's kernels and the maps each
-convolution makes of one test digit)."""
-
-import contextlib
+"""lenet_mnist.py's look inside the trained network (--plot-inside): conv1's kernels and the maps
+each convolution makes of one test digit. Its training curves (--plot, --logdir) are drawn as
+emotion_cnn.py's are, by book_support/training_curves.py."""
 
 import numpy as np
 
 from book_support import plumbing
-
-
-@contextlib.contextmanager
-def scalar_writer(logdir, graph):
-    """A function write(step, {tag: value}) adding TensorBoard scalars to `logdir` (with the
-    graph), closed on every way out; one that writes nothing when `logdir` is None."""
-    if not logdir:
-        yield lambda step, values: None
-        return
-    import tensorflow.compat.v1 as tf
-
-    with graph.as_default():  # FileWriter refuses to start in eager mode
-        writer = tf.summary.FileWriter(logdir, graph)
-
-    def write(step, values):
-        writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=value)
-                                             for tag, value in values.items()]), step)
-        writer.flush()
-    try:
-        yield write
-    finally:
-        writer.close()
-
-
-def plot_history(history, path):
-    """Loss and accuracy per epoch, from the entries lenet_mnist.py records after each one."""
-    from matplotlib.ticker import MaxNLocator
-
-    plt = plumbing.pyplot()
-    epochs = [entry["epoch"] for entry in history]
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axes.plot(epochs, [e["train_loss"] for e in history], "o-",
-                   label="training (with dropout)")
-    loss_axes.plot(epochs, [e["validation_loss"] for e in history], "o-", label="validation")
-    loss_axes.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
-    accuracy_axes.plot(epochs, [e["validation_accuracy"] for e in history], "o-",
-                       label="validation")
-    accuracy_axes.plot(epochs, [e["test_sample_accuracy"] for e in history], "o-",
-                       label="random test sample", alpha=0.6)
-    accuracy_axes.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
-    for axes in (loss_axes, accuracy_axes):
-        axes.legend()
-        axes.grid(alpha=0.3)
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    figure.suptitle("LeNet-5 on MNIST")
-    figure.tight_layout()
-    plumbing.save_figure(figure, path)
 
 
 def inside_views(session, net, test, index):
