@@ -76,7 +76,7 @@ def add_options(parser, iterations, batch_size, evaluate_every):
 
 
 TRAINING_ONLY = {"iterations", "batch_size", "seed", "restart", "augment", "schedule", "erase",
-                 "label_smoothing", "precision", "patience", "eval_every"}
+                 "label_smoothing", "precision", "patience", "eval_every", "plot"}
 
 
 def before_any_work(args):

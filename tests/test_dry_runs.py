@@ -65,14 +65,16 @@ def every_dry_run():
         monkeypatch.undo()
 
 
-def asked_for_outputs(parser, folder):
+def asked_for_outputs(parser, folder, argv):
     """Each output `parser` declares that is written only when asked for, pointed into
-    `folder`."""
-    argv = []
+    `folder`, where it applies to the command `argv` (plumbing.applies_only)."""
+    asked = []
     for action in tagged(parser, "writes"):
-        if action.option_strings and action.default is None:
-            argv += [name_of(action), folder / action.dest]
-    return argv
+        where, applies = getattr(action, "applies_only", (None, None))
+        if action.option_strings and action.default is None and (
+                applies is None or applies(parser.parse_args([str(each) for each in argv]))):
+            asked += [name_of(action), folder / action.dest]
+    return asked
 
 
 def snapshot(root):
@@ -97,8 +99,8 @@ def test_every_script_with_a_dry_run_is_covered_in_more_than_one_mode():
     f"{script} {' '.join(variant) or 'as it is'}" for script, variant in RUNS])
 def test_a_dry_run_writes_nothing(tmp_path, monkeypatch, capsys, book_trained, script, variant):
     parser = parser_of(script, monkeypatch)
-    argv = [*inputs_for(script, tmp_path / "inputs", book_trained),
-            *asked_for_outputs(parser, tmp_path / "asked"), *variant, "--dry-run"]
+    argv = [*inputs_for(script, tmp_path / "inputs", book_trained), *variant, "--dry-run"]
+    argv += asked_for_outputs(parser, tmp_path / "asked", argv)
     (tmp_path / "reader").mkdir()
     monkeypatch.chdir(tmp_path / "reader")  # where default outputs would land
     before = snapshot(tmp_path)
