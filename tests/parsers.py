@@ -3,6 +3,8 @@ tests that cover every option of every script (file roles, dry runs) read."""
 
 import importlib
 
+import pytest
+
 from book_support import plumbing
 
 SCRIPTS = ("lenet_mnist", "alexnet_forward", "alexnet_finetune", "prep_images",
@@ -33,3 +35,14 @@ def tagged(parser, role, kind=None):
 
 def name_of(action):
     return action.option_strings[0] if action.option_strings else action.dest
+
+
+def from_every_parser(collect):
+    """What `collect(script, parser)` returns for every script's parser, in one list: how the
+    tests that cover every option build their cases, so a new option is covered by itself."""
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        return [case for script in SCRIPTS
+                for case in collect(script, parser_of(script, monkeypatch))]
+    finally:
+        monkeypatch.undo()

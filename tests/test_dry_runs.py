@@ -12,7 +12,7 @@ import importlib
 import pytest
 
 from conftest import write_book_layout, write_mnist, write_pets
-from tests.parsers import SCRIPTS, name_of, parser_of, tagged
+from tests.parsers import from_every_parser, name_of, parser_of, tagged
 
 
 def inputs_for(script, root, book_trained):
@@ -52,17 +52,10 @@ def parser_modes(parser):
             if action.dest == "mode" for value in action.choices]
 
 
-def every_dry_run():
-    monkeypatch = pytest.MonkeyPatch()
-    try:
-        runs = []
-        for script in SCRIPTS:
-            parser = parser_of(script, monkeypatch)
-            if any(action.dest == "dry_run" for action in parser._actions):
-                runs += [(script, variant) for variant in variants(parser)]
-        return runs
-    finally:
-        monkeypatch.undo()
+def dry_runs(script, parser):
+    if not any(action.dest == "dry_run" for action in parser._actions):
+        return []
+    return [(script, variant) for variant in variants(parser)]
 
 
 def asked_for_outputs(parser, folder, argv):
@@ -84,7 +77,7 @@ def snapshot(root):
             for path in sorted(root.rglob("*"))}
 
 
-RUNS = every_dry_run()
+RUNS = from_every_parser(dry_runs)
 
 
 def test_every_script_with_a_dry_run_is_covered_in_more_than_one_mode():

@@ -10,24 +10,15 @@ import os
 import pytest
 
 from conftest import posix_only
-from tests.parsers import SCRIPTS, name_of, parser_of, tagged
+from tests.parsers import from_every_parser, name_of, parser_of, tagged
 
 CONTENT = b"the reader's own file"
 
 
-def every_pair():
-    """(script, output option, input option) for every script, from the parsers themselves."""
-    monkeypatch = pytest.MonkeyPatch()
-    try:
-        pairs = []
-        for script in SCRIPTS:
-            parser = parser_of(script, monkeypatch)
-            for output in tagged(parser, "writes", "file"):
-                pairs += [(script, name_of(output), name_of(read))
-                          for read in tagged(parser, "reads")]
-        return pairs
-    finally:
-        monkeypatch.undo()
+def output_input_pairs(script, parser):
+    """(script, output option, input option) for every pair of `parser`'s options."""
+    return [(script, name_of(output), name_of(read))
+            for output in tagged(parser, "writes", "file") for read in tagged(parser, "reads")]
 
 
 def command(parser, given):
@@ -45,7 +36,7 @@ def command(parser, given):
                                          for action in parser._actions) else [])
 
 
-PAIRS = every_pair()
+PAIRS = from_every_parser(output_input_pairs)
 
 
 def test_the_parsers_declare_the_files_each_script_reads_and_writes():
@@ -88,18 +79,13 @@ def test_no_output_may_replace_an_input(tmp_path, monkeypatch, capsys, script, o
     assert victim.read_bytes() == CONTENT
 
 
-def file_inputs():
-    monkeypatch = pytest.MonkeyPatch()
-    try:
-        return [(script, name_of(action)) for script in SCRIPTS
-                for action in tagged(parser_of(script, monkeypatch), "reads", "file")]
-    finally:
-        monkeypatch.undo()
+def file_inputs(script, parser):
+    return [(script, name_of(action)) for action in tagged(parser, "reads", "file")]
 
 
 @posix_only
 @pytest.mark.parametrize("through_a_link", [False, True])
-@pytest.mark.parametrize("script, read", file_inputs())
+@pytest.mark.parametrize("script, read", from_every_parser(file_inputs))
 def test_an_input_that_is_a_pipe_is_refused_before_it_is_opened(tmp_path, monkeypatch, capsys,
                                                                 script, read, through_a_link):
     parser = parser_of(script, monkeypatch)

@@ -8,7 +8,7 @@ import importlib
 
 import pytest
 
-from tests.parsers import SCRIPTS, parser_of
+from tests.parsers import from_every_parser
 
 
 def a_value(action):
@@ -36,29 +36,25 @@ def contexts(parser):
     return found
 
 
-def every_option_out_of_place():
-    monkeypatch = pytest.MonkeyPatch()
-    try:
-        cases = []
-        for script in SCRIPTS:
-            parser = parser_of(script, monkeypatch)
-            for action in parser._actions:
-                where, applies = getattr(action, "applies_only", (None, None))
-                if applies is None:
-                    continue
-                for context in contexts(parser):
-                    argv = context + a_value(action)
-                    if not applies(parser.parse_args(argv)):
-                        cases.append((script, action.option_strings[0], argv))
-                        break
-                else:
-                    raise AssertionError(f"{script} {action.option_strings[0]}: no context")
-        return cases
-    finally:
-        monkeypatch.undo()
+def out_of_place(script, parser):
+    """(script, option, argv) for each tagged option, in the first context where it does not
+    apply."""
+    cases = []
+    for action in parser._actions:
+        where, applies = getattr(action, "applies_only", (None, None))
+        if applies is None:
+            continue
+        for context in contexts(parser):
+            argv = context + a_value(action)
+            if not applies(parser.parse_args(argv)):
+                cases.append((script, action.option_strings[0], argv))
+                break
+        else:
+            raise AssertionError(f"{script} {action.option_strings[0]}: no context")
+    return cases
 
 
-CASES = every_option_out_of_place()
+CASES = from_every_parser(out_of_place)
 
 
 def test_the_options_that_apply_in_one_mode_only_are_declared():
