@@ -87,8 +87,7 @@ def test_dry_run_prints_the_books_lines_and_writes_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Training Loss:" in result.stdout and "Validation Accuracy:" in result.stdout
     assert not (tmp_path / "logs").exists()
-    # only the parse cache beside the CSVs, which any run keeps
-    assert sorted(p.name for p in data.iterdir()) == sorted(before + ["EmotionDetectorData.npz"])
+    assert sorted(p.name for p in data.iterdir()) == sorted(before)  # not even the cache
 
 
 def test_training_prints_the_books_lines_and_saves_a_checkpoint(book_trained):

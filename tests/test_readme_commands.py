@@ -163,7 +163,8 @@ def git(folder, *words):
 
 def regenerated_pictures():
     """The docs/ files that README commands marked `# regenerates ...` write."""
-    return sorted({path for line in (PROJECT / "README.md").read_text().splitlines()
+    joined = re.sub(r"\\\n\s*", " ", (PROJECT / "README.md").read_text())  # continued lines
+    return sorted({path for line in joined.splitlines()
                    if re.match(r"(\$ )?python ", line) and "# regenerates" in line
                    for path in re.findall(r"docs/[\w.-]+\.png", line.split(" #")[0])})
 
