@@ -272,6 +272,10 @@ def main(argv=None):
         "(default: VIDEO_emotions.avi or cameraN_emotions.avi, a new file)"))
     live.add_argument("--every", type=plumbing.count(1), default=1, metavar="N",
                       help="read the faces on every Nth frame only, when the CPU cannot keep up")
+    live.add_argument("--min-face", type=plumbing.count(faces.SMALLEST),
+                      default=faces.VIDEO_MIN_FACE, metavar="PIXELS",
+                      help="the smallest face looked for, in any frame size (default: "
+                           "%(default)s; smaller is slower)")
     file_roles.also_writes(parser, outputs)
     args = parser.parse_args(argv)
     return plumbing.run_reporting_errors(lambda: photo_or_live(args), parser)
