@@ -54,6 +54,8 @@ bench: install
 		--model vgg --augment --schedule cosine --iterations 11000 --seed 1
 	$(BIN)/python bench/inception_classify.py --image $(SHARED_DATA)/images/inception_example.jpg
 	$(BIN)/python bench/alexnet_forward_and_prep.py --photos $(SHARED_DATA)/dogs_vs_cats/train
+	$(BIN)/python bench/emotion_live.py --images $(SHARED_DATA)/images
+	$(BIN)/python bench/face_detector.py --data $(SHARED_DATA)
 	$(BIN)/python bench/style_transfer_vs_torch.py --content $(SHARED_DATA)/images/cat.jpg --style $(SHARED_DATA)/images/mosaic.jpg
 	$(BIN)/python bench/style_transfer_fast.py --content $(SHARED_DATA)/images/cat.jpg --style $(SHARED_DATA)/images/mosaic.jpg
 

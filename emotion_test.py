@@ -302,6 +302,10 @@ def main(argv=None):
     live_only(live.add_argument(
         "--every", type=plumbing.count(1), default=1, metavar="N",
         help="read the faces on every Nth frame only, when the CPU cannot keep up"))
+    live_only(live.add_argument(
+        "--min-face", type=plumbing.count(faces.SMALLEST), default=faces.VIDEO_MIN_FACE,
+        metavar="PIXELS", help="the smallest face looked for, in any frame size (default: "
+                               "%(default)s; smaller is slower)"))
     file_roles.also_writes(parser, outputs)
     args = parser.parse_args(argv)
     args.photo = either_author_name(args.photo)

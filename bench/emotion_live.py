@@ -1,15 +1,18 @@
 """Frames per second of `emotion_test.py --video` on a 640x480 video, one face and four.
 
-Times, per frame, the face detector (OpenCV's cascade on the frame shrunk to 320 pixels
-across, as `--video` does), the crops, and the network: all faces in one `session.run` (ours)
-against one call per face (the peers' way; atulapra/Emotion-detection calls Keras
-`model.predict` once per face, on a cascade run over the full frame). The book's network with
-its initial weights: speed does not depend on what it learned.
+Times, per frame, the face detector (MTCNN, book_support/face_detector.py, down to faces of
+40 pixels as `--video` looks for by default), the crops, and the network: all faces in one
+`session.run` (ours) against one call per face (the peers' way; atulapra/Emotion-detection
+calls Keras `model.predict` once per face, on OpenCV's Haar cascade run over the full frame).
+The book's network with its initial weights: speed does not depend on what it learned. Then
+the same at 1280x720 and 1920x1080 (the same faces on a larger frame): finding the same least
+face in a larger frame costs time in proportion to its pixels.
 
     python bench/emotion_live.py --images ../shared/data/images
 """
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -22,12 +25,13 @@ import emotion_test  # noqa: E402
 from book_support import faces, tf_setup  # noqa: E402
 
 
-def frame_with_faces(images, count):
-    """A 640x480 BGR frame holding `count` copies of the astronaut's head, about 150 pixels."""
+def frame_with_faces(images, count, size=(640, 480)):
+    """A BGR frame holding `count` copies of the astronaut's head, about 150 pixels, in its
+    top-left 640x480."""
     from PIL import Image
     head = Image.open(images / "astronaut.png").convert("RGB").crop((130, 20, 330, 240))
     head = np.asarray(head.resize((170, 187)))[..., ::-1]
-    frame = np.full((480, 640, 3), 70, np.uint8)
+    frame = np.full((size[1], size[0], 3), 70, np.uint8)
     for index in range(count):
         top, left = 30 + 230 * (index // 2), 60 + 320 * (index % 2)
         frame[top:top + head.shape[0], left:left + head.shape[1]] = head
@@ -68,12 +72,12 @@ def main():
         for count in (1, 4):
             frame = frame_with_faces(Path(args.images), count)
             gray = frame[..., ::-1] @ emotion_test.LUMINANCE
-            found = faces.separate_faces(faces.detect_faces_fast(cv2, gray))
+            found = faces.separate_faces(detect(cv2, gray))
             squares = [faces.square_around(face, 640, 480) for face in found]
             batch = emotion_test.crop_faces(gray, squares)
             figures[count] = dict(
                 found=len(squares), batch=batch,
-                detect=per_frame(lambda: faces.detect_faces_fast(cv2, gray), args.repeats),
+                detect=per_frame(lambda: detect(cv2, gray), args.repeats),
                 full=per_frame(lambda: face_cascade_full(cv2, gray), args.repeats),
                 crop=per_frame(lambda: emotion_test.crop_faces(gray, squares), args.repeats),
                 batched=per_frame(lambda: session.run(y, {x: batch}), args.repeats),
@@ -94,6 +98,35 @@ def main():
               f"(ours x{loop / ours:.2f}); the peers' way {1 / peers:.1f} "
               f"(ours x{peers / ours:.2f})")
     time_tta({count: f["batch"] for count, f in figures.items()}, args.repeats)
+    time_frame_sizes(Path(args.images), args.repeats)
+
+
+def detect(cv2, gray):
+    """--video's face finding, down to --min-face's default."""
+    return faces.detect_faces(cv2, gray, faces.VIDEO_MIN_FACE)
+
+
+def time_frame_sizes(images, repeats):
+    """The whole frame's time (detector, crops, network) at 640x480, 1280x720 and 1920x1080,
+    with one face and four."""
+    import cv2
+    net = emotion_cnn.build_graph(seed=1)
+    x, y = net.graph.get_tensor_by_name("input:0"), net.graph.get_tensor_by_name("output:0")
+    with tf_setup.new_session(net.graph) as session:
+        session.run(net.initializer)
+        for size in ((640, 480), (1280, 720), (1920, 1080)):
+            for count in (1, 4):
+                gray = frame_with_faces(images, count, size)[..., ::-1] @ emotion_test.LUMINANCE
+
+                def whole_frame():
+                    squares = [faces.square_around(face, *size)
+                               for face in faces.separate_faces(detect(cv2, gray))]
+                    session.run(y, {x: emotion_test.crop_faces(gray, squares)})
+                    return len(squares)
+                found = whole_frame()
+                seconds = per_frame(whole_frame, repeats)
+                print(f"{size[0]}x{size[1]}, {count} face(s), {found} found: "
+                      f"{seconds * 1e3:.1f} ms a frame, {1 / seconds:.1f} frames/s")
 
 
 def time_tta(batches, repeats):
@@ -111,9 +144,16 @@ def time_tta(batches, repeats):
 
 
 def face_cascade_full(cv2, gray):
-    """The peers' detector call: the full frame, scaleFactor 1.3 (atulapra's settings)."""
-    return faces.face_cascade(cv2).detectMultiScale(
+    """The peers' detector call: OpenCV's Haar cascade on the full frame, scaleFactor 1.3
+    (atulapra's settings)."""
+    return haar_cascade(cv2).detectMultiScale(
         np.clip(gray, 0, 255).astype(np.uint8), scaleFactor=1.3, minNeighbors=5)
+
+
+@functools.lru_cache(maxsize=1)
+def haar_cascade(cv2):
+    return cv2.CascadeClassifier(
+        str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
 
 
 if __name__ == "__main__":

