@@ -82,7 +82,9 @@ class TrainingRun:
         if self.logs_dir:  # after the restore: a checkpoint that cannot be restored leaves no file
             self.logs_dir.mkdir(parents=True, exist_ok=True)
             with self.net.graph.as_default():  # FileWriter refuses to start in eager mode
-                self.summary_writer = tf.summary.FileWriter(str(self.logs_dir), self.net.graph)
+                self.summary_writer = tf.summary.FileWriter(
+                    str(self.logs_dir), self.net.graph,
+                    filename_suffix=training_curves.unique_suffix())
         self.progress = plumbing.Progress(max(self.iterations - self.first, 0), "training",
                                           unit=" steps")
         return True

@@ -45,7 +45,7 @@ def scalar_writer(logdir, graph):
     import tensorflow.compat.v1 as tf
 
     with graph.as_default():  # FileWriter refuses to start in eager mode
-        writer = tf.summary.FileWriter(str(logdir), graph)
+        writer = tf.summary.FileWriter(str(logdir), graph, filename_suffix=unique_suffix())
 
     def write(step, entry):
         writer.add_summary(summary(entry), step)
@@ -79,3 +79,12 @@ def plot(history, x, path, title):
     figure.suptitle(title)
     figure.tight_layout()
     plumbing.save_figure(figure, path)
+
+
+def unique_suffix():
+    """An event file's name ends with this, so that a run resumed within the same second as
+    the one before (TensorFlow 2.16 names the file by the second and the host only) adds a file
+    rather than replacing the first run's."""
+    import os
+    import time
+    return f".{os.getpid()}.{time.time_ns()}"
