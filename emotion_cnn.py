@@ -6,7 +6,7 @@
     # beyond the book: a stronger network and training aids (see "Beyond the book" below)
     python emotion_cnn.py --data-dir data/fer2013 --logs-dir logs/emotion_vgg --model vgg \\
         --augment --erase 0.5 --label-smoothing 0.1 --schedule cosine --precision bf16 \\
-        --iterations 12000 --eval-every 500 --seed 1        # then: --mode test --tta
+        --iterations 12000 --eval-every 500 --seed 1 --adjust-logits   # then: --mode test --tta
 
 The network, variable names (`W_conv1`, `b_conv1`, ...), the `input` and `output` tensors, the
 L2 regularisation, Adam and the printed lines are the book's; the file follows the section:
@@ -27,10 +27,12 @@ the training curves in TensorBoard and `--plot`, drawn by training_curves.py);
 emotion_early_stopping.py is `--patience` (the best checkpoint kept);
 emotion_vgg.py is `--model vgg` (deeper, with batch norm; README: how it scores);
 emotion_training_aids.py is `--augment`, `--erase` (random erasing), `--label-smoothing` and
-`--schedule cosine`, composed with the book's pieces by emotion_training_graph.py; emotion_tta.py
-is `--tta` (each face averaged with its mirror image); emotion_report.py the confusion matrix
-and precision/recall tables; emotion_options.py the options beyond the book's three flags and
-their checks; tf_setup.py `--precision bf16` (bfloat16 on CPUs that have it).
+`--schedule cosine` and `--optimizer sgd`, composed with the book's pieces by
+emotion_training_graph.py; emotion_logit_adjustment.py is `--adjust-logits` (disgust answered
+too); emotion_tta.py is `--tta` (each face averaged with its mirror image); emotion_report.py
+the confusion matrix and precision/recall tables; emotion_options.py the options beyond the
+book's three flags and their checks; tf_setup.py `--precision bf16` (bfloat16 on CPUs that
+have it).
 """
 
 import sys
@@ -41,7 +43,8 @@ from types import SimpleNamespace
 import numpy as np
 
 import EmotionUtils
-from book_support import emotion_options, emotion_report, emotion_training_aids
+from book_support import emotion_logit_adjustment, emotion_options, emotion_report
+from book_support import emotion_training_aids
 from book_support import checkpoints, emotion_training_graph, emotion_tta, file_roles, plumbing
 from book_support import tf_setup
 from book_support.emotion_runs import TrainingRun, restore_for_testing
@@ -251,6 +254,8 @@ def train(args, data):
             return 0
         training_loop(sess, net, data, args, training)
         code = training.finish(sess)
+        if code == 0 and args.adjust_logits:
+            adjust_logits(sess, net, data, training)
     if code == 0 and logs_dir:
         print(emotion_options.next_steps(args, training.saved.newest(), build_parser()))
     return code
@@ -289,17 +294,33 @@ def graph_for(args, iterations=MAX_ITERATIONS):
     if not emotion_options.asks_for_extras(args):
         return build_graph(args.seed)
     return build_training_graph(args.seed, args.model, args.schedule, iterations, args.erase,
-                                args.label_smoothing)
+                                args.label_smoothing, args.optimizer,
+                                emotion_options.learning_rate(args))
 
 
 def build_training_graph(seed=None, model="book", schedule="constant",
-                         iterations=MAX_ITERATIONS, erase=0.0, label_smoothing=0.0):
+                         iterations=MAX_ITERATIONS, erase=0.0, label_smoothing=0.0,
+                         optimizer="adam", learning_rate=LEARNING_RATE):
     """The book's pieces with the extras composed around them (emotion_training_graph.py)."""
     book = SimpleNamespace(inputs=graph_inputs, variables=book_variables, network=emotion_cnn,
-                           loss=loss, finished=finished, learning_rate=LEARNING_RATE,
-                           regularization=REGULARIZATION)
+                           loss=loss, finished=finished, regularization=REGULARIZATION)
     return emotion_training_graph.build(book, seed, model, schedule, iterations, erase,
-                                        label_smoothing)
+                                        label_smoothing, optimizer, learning_rate)
+
+
+def adjust_logits(sess, net, data, training):
+    """--adjust-logits: each logit shifted by tau * log(its emotion's share of the training
+    faces), tau chosen on the validation faces (book_support/emotion_logit_adjustment.py),
+    and the last checkpoint saved again with it."""
+    def probabilities_of(faces):  # mirror-averaged, as --tta reads them: a steadier choice
+        return emotion_tta.scores_in_batches(
+            lambda batch: sess.run(net.output_pred, {net.input_dataset: batch}), faces, tta=True)
+    tau, table = emotion_logit_adjustment.fit(sess, net, data.valid_images, data.valid_labels,
+                                              np.mean(data.train_labels, axis=0),
+                                              probabilities_of)
+    print(emotion_logit_adjustment.said(tau, table))
+    if training.logs_dir:
+        training.save(sess, int(sess.run(net.global_step)) - 1)
 
 
 def training_feed(net, args, batch_image, batch_label, step):

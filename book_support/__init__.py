@@ -14,8 +14,8 @@ README's table lists them all, grouped by the script that uses them):
                 style_preflight, style_losses, lbfgs, style_outputs; inception_cam,
                 inception_bottlenecks; emotion_csv, emotion_cache, emotion_options, emotion_vgg,
                 emotion_training_graph, emotion_training_aids, emotion_runs,
-                emotion_early_stopping, emotion_report, emotion_tta, faces, face_detector,
-                emotion_figure, live_video
+                emotion_early_stopping, emotion_logit_adjustment, emotion_report, emotion_tta,
+                faces, face_detector, emotion_figure, live_video
 
 Importing the package does no work: each script imports the modules it needs.
 """

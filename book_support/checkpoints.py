@@ -6,7 +6,8 @@ alexnet_finetune.py's --checkpoint-dir, emotion_cnn.py's --logs-dir). It holds:
     `checkpoint` index may keep the absolute path it was written at);
   * restore_or_initialize: resume from it, or start a fresh model when there is none;
   * one line, not a traceback, for a checkpoint that is not this model's (naming the model it
-    is, where the script can tell) or that cannot be read;
+    is, where the script can tell) or that cannot be read; restore_by_value for one that lacks
+    only variables the model can do without (another optimizer's slots, a newer variable);
   * save: the model with its step, and beside it a record (run.json) of the settings the run
     was made with and what else the script needs to resume, such as the training curves so
     far; update_record changes one entry of it between saves (emotion_cnn.py's early stopping
@@ -73,17 +74,45 @@ def preferred_folder(folder):
     return best if (best / "checkpoint").exists() else Path(folder)
 
 
+def restore_by_value(variables, optional):
+    """A CheckpointFolder fallback: each of `variables` set from the checkpoint's value of the
+    same name (fed to its initializer: no new op, so a finalized graph is fine, and no second
+    saver in the graph, which graph_checks would refuse); those of `optional` that it lacks
+    (an optimizer's slots, a variable newer than the checkpoint) initialised. NotFoundError
+    when it lacks another."""
+    import tensorflow.compat.v1 as tf
+
+    from book_support import tf_setup
+
+    optional = {variable.op.name for variable in optional}
+
+    def restore(session, checkpoint):
+        reader = tf.train.load_checkpoint(checkpoint)
+        missing = {variable.op.name for variable in variables
+                   if not reader.has_tensor(variable.op.name)}
+        if missing - optional:
+            raise tf.errors.NotFoundError(None, None, f"{checkpoint} has no "
+                                          f"{sorted(missing - optional)[0]}")
+        for variable in variables:
+            if variable.op.name in missing:
+                session.run(variable.initializer)
+            else:
+                tf_setup.load_variable(session, variable, reader.get_tensor(variable.op.name))
+    return restore
+
+
 class CheckpointFolder:
     """`folder` (None for a dry run: nothing read, nothing written), the graph's `saver`, and
     the command-line `option` that names the folder, for messages. `identify`, if given, maps
     a checkpoint that does not fit, and its variable names, to a sentence saying what it is
     (or None). `recorded=False` saves the model alone, without run.json (best/: the run's
-    record is its parent folder's)."""
+    record is its parent folder's). `fallback(session, path)`, if given, is tried when `saver`
+    finds a variable missing (restore_by_value: a checkpoint that lacks only optional ones)."""
 
-    def __init__(self, folder, saver, option, identify=None, recorded=True):
+    def __init__(self, folder, saver, option, identify=None, recorded=True, fallback=None):
         self.folder = Path(folder) if folder else None
         self.saver, self.option, self.identify = saver, option, identify
-        self.recorded = recorded
+        self.recorded, self.fallback = recorded, fallback
 
     def newest(self):
         """The newest checkpoint's path prefix, or None when the folder holds none."""
@@ -131,11 +160,23 @@ class CheckpointFolder:
         try:
             self.saver.restore(session, latest)
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
-            raise plumbing.UserError(self._not_this_model(latest)) from None
+            if not self._restored_by_fallback(session, latest):
+                raise plumbing.UserError(self._not_this_model(latest)) from None
         except tf.errors.OpError as error:  # DataLossError, OutOfRangeError, ...
             raise plumbing.UserError(f"{latest} cannot be restored: its .index or .data file is "
                                      f"damaged ({type(error).__name__}); move the folder away "
                                      f"or choose another {self.option}") from None
+
+    def _restored_by_fallback(self, session, latest):
+        import tensorflow.compat.v1 as tf
+
+        if self.fallback is None:
+            return False
+        try:
+            self.fallback(session, latest)
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
+            return False
+        return True
 
     def _not_this_model(self, latest):
         import tensorflow.compat.v1 as tf

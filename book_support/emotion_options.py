@@ -47,13 +47,24 @@ def add_options(parser, iterations, batch_size, evaluate_every):
     beyond.add_argument("--augment", action="store_true",
                         help="train on randomly flipped, shifted and zoomed faces")
     beyond.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
-                        help="learning rate: the book's constant 1e-3, or cosine from 1e-3 "
+                        help="learning rate: constant (the book's), or cosine from it "
                              "to 0 at --iterations")
+    beyond.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam",
+                        help="the book's Adam, or sgd: SGD with Nesterov momentum 0.9 (as the "
+                             "best single FER2013 network was trained)")
+    beyond.add_argument("--learning-rate", type=plumbing.number(positive=True), default=None,
+                        metavar="RATE", help="the optimizer's (peak) learning rate. Default: "
+                        + ", ".join(f"{rate:g} for {name}" for name, rate in OPTIMIZERS.items()))
     beyond.add_argument("--erase", type=plumbing.share, default=0.0, metavar="P",
                         help="with --augment: erase a random rectangle of a share P of the "
                              "training faces (random erasing)")
     beyond.add_argument("--label-smoothing", type=plumbing.share, default=0.0, metavar="S",
                         help="train towards 1-S on the right emotion, S spread over all seven")
+    beyond.add_argument("--adjust-logits", action="store_true",
+                        help="with --model vgg: after training, shift each emotion's logit by "
+                             "its share of the training faces, so that rare ones (disgust) "
+                             "are answered too; chosen on the validation faces "
+                             "(book_support/emotion_logit_adjustment.py)")
     beyond.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="bf16: train in bfloat16 where the CPU has it (AVX-512 BF16 or "
                              "AMX; 1.5-1.6x the faces/s here), through TensorFlow's oneDNN "
@@ -76,7 +87,15 @@ def add_options(parser, iterations, batch_size, evaluate_every):
 
 
 TRAINING_ONLY = {"iterations", "batch_size", "seed", "restart", "augment", "schedule", "erase",
-                 "label_smoothing", "precision", "patience", "eval_every", "plot"}
+                 "label_smoothing", "precision", "patience", "eval_every", "plot", "optimizer",
+                 "learning_rate", "adjust_logits"}
+
+OPTIMIZERS = {"adam": 1e-3, "sgd": 0.01}  # each one's default learning rate (adam: the book's)
+
+
+def learning_rate(args):
+    """--learning-rate, or the optimizer's default."""
+    return args.learning_rate if args.learning_rate is not None else OPTIMIZERS[args.optimizer]
 
 
 def before_any_work(args):
@@ -88,6 +107,11 @@ def before_any_work(args):
             raise plumbing.ArgumentMistake(problem)
     if args.erase and not args.augment:
         raise plumbing.ArgumentMistake("--erase erases part of augmented faces: add --augment")
+    if args.adjust_logits and args.model != "vgg":
+        raise plumbing.ArgumentMistake("--adjust-logits adjusts the vgg network: add --model vgg")
+    if args.adjust_logits and args.patience:
+        raise plumbing.ArgumentMistake("--adjust-logits adjusts the last checkpoint, --patience "
+                                       "tests the best one: choose one of them")
     if args.mode == "train" and not args.dry_run:  # held first: a second run is refused at once
         checkpoints.lock(args.logs_dir, "--logs-dir")
 
@@ -105,7 +129,8 @@ def hold_logs(args, data):
 def asks_for_extras(args):
     """Whether the options ask for more than the book's graph."""
     return (args.model != "book" or args.augment or args.schedule != "constant" or args.erase
-            or args.label_smoothing)
+            or args.label_smoothing or args.optimizer != "adam"
+            or learning_rate(args) != OPTIMIZERS["adam"])
 
 
 def batch_problem(args, free):
@@ -122,7 +147,8 @@ def settings_of(args):
     too: it sets every step's rate; and the faces trained on, once hold_logs has read them)."""
     settings = {"model": args.model, "batch_size": args.batch_size, "augment": args.augment,
                 "schedule": args.schedule, "seed": args.seed, "erase": args.erase,
-                "label_smoothing": args.label_smoothing}
+                "label_smoothing": args.label_smoothing, "optimizer": args.optimizer,
+                "learning_rate": learning_rate(args)}
     if args.schedule == "cosine":
         settings["iterations"] = args.iterations
     if getattr(args, "training_data", None):

@@ -57,6 +57,7 @@ def print_precision_and_recall(matrix, names):
     for label, faces in enumerate(matrix.sum(axis=1)):
         print(f"{names[label][:8]:>9}{share(precision[label], 'never'):>10}"
               f"{share(recall[label], '-'):>8}{faces:>7}")
+    print(f"mean recall: {np.nanmean(recall):.3f} (each emotion counted alike)")
     never = [names[label] for label in np.flatnonzero(np.isnan(precision))]
     if never:
         print(f"never: the network predicted no face as {', '.join(never)}, so there is no "

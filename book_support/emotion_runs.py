@@ -43,7 +43,8 @@ class TrainingRun:
         self.net, self.logs_dir, self.iterations = net, logs_dir, iterations
         self.settings, self.patience = settings, patience
         self.plot = plot if logs_dir else None  # a dry run draws nothing either
-        self.saved = CheckpointFolder(logs_dir, net.saver, "--logs-dir", identify=identify)
+        self.saved = CheckpointFolder(logs_dir, net.saver, "--logs-dir", identify=identify,
+                                      fallback=getattr(net, "restore_by_value", None))
         self.ctrl_c = plumbing.CtrlC()
         self.stopper = self.summary_writer = self.progress = None
         self.first = self.steps_done = 0
@@ -168,8 +169,8 @@ def restore_for_testing(session, net, logs_dir, command_line, identify=None):
     """Restore the checkpoint `--mode test` scores: the best one early stopping kept, else the
     newest; with none, one line saying how to train it. Returns its path."""
     folder = preferred_folder(logs_dir)
-    checkpoint = CheckpointFolder(folder, net.saver, "--logs-dir", identify=identify).restore(
-        session)
+    checkpoint = CheckpointFolder(folder, net.saver, "--logs-dir", identify=identify,
+                                  fallback=getattr(net, "restore_by_value", None)).restore(session)
     if checkpoint is None:
         raise plumbing.UserError(f"no checkpoint in {logs_dir}: train first "
                                  f"({training_command(command_line)})")

@@ -1,5 +1,6 @@
 """emotion_cnn.py's training aids, each one option away and off by default: `--augment` (flips,
-shifts and zooms), `--erase` (random erasing), `--label-smoothing`, `--schedule cosine`.
+shifts and zooms), `--erase` (random erasing), `--label-smoothing`, `--schedule cosine`,
+`--optimizer sgd` (with `--learning-rate`).
 
 All of them are pieces of the graph (no Python per image), switched by placeholders that only
 training feeds (training_switches), so validation, `--mode test`, emotion_test.py and the
@@ -98,6 +99,14 @@ def smoothed_loss(net, pred, smoothing, regularization):
     entropy = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits_v2(logits=pred,
                                                                         labels=targets))
     return entropy + regularization * tf.add_n(tf.get_collection("losses"))
+
+
+def optimizer(name, rate):
+    """The book's Adam, or `--optimizer sgd`: SGD with Nesterov momentum 0.9 (Sutskever et al.
+    2013), with which Khaireddin & Chen trained the best single FER2013 network."""
+    if name == "sgd":
+        return tf.train.MomentumOptimizer(rate, momentum=0.9, use_nesterov=True)
+    return tf.train.AdamOptimizer(rate)
 
 
 def learning_rate_at(global_step, schedule, iterations, rate):
