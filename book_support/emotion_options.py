@@ -61,9 +61,9 @@ def add_options(parser, iterations, batch_size, evaluate_every):
     beyond.add_argument("--label-smoothing", type=plumbing.share, default=0.0, metavar="S",
                         help="train towards 1-S on the right emotion, S spread over all seven")
     beyond.add_argument("--adjust-logits", action="store_true",
-                        help="with --model vgg: after training, shift each emotion's logit by "
-                             "its share of the training faces, so that rare ones (disgust) "
-                             "are answered too; chosen on the validation faces "
+                        help="with --model vgg: after training, lower each emotion's logit "
+                             "by tau x log(its share of the training faces), tau chosen on the "
+                             "validation faces, so that rare ones (disgust) are answered too "
                              "(book_support/emotion_logit_adjustment.py)")
     beyond.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="bf16: train in bfloat16 where the CPU has it (AVX-512 BF16 or "
