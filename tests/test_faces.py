@@ -74,19 +74,60 @@ def test_what_the_first_network_proposes_on_a_checkerboard_the_other_two_refuse(
     assert face_detector.detect(cv2, board, 24) == []
 
 
-def test_the_last_check_keeps_only_boxes_scored_above_its_threshold():
-    class Net:  # O-Net's two outputs: no shift, and these face scores
+def test_the_last_check_keeps_the_boxes_whose_face_and_mirror_image_score_above_it():
+    threshold = face_detector.THRESHOLDS[2]
+
+    class Net:  # O-Net's two outputs: no shift, and these face scores, then their mirrors'
+        sizes = []
+
         def setInput(self, batch):
-            self.count = len(batch)
+            self.sizes.append(len(batch))
 
         def forward(self, names):
-            scores = np.array([0.3, 0.95, face_detector.THRESHOLDS[2] - 0.01])[:self.count]
-            return np.zeros((self.count, 4)), np.stack([1 - scores, scores], axis=1)
+            scores = (np.array([0.3, 0.95, 1.0]) if len(self.sizes) == 1 else
+                      np.array([0.95, 2 * threshold - 1.01]))
+            return np.zeros((len(scores), 4)), np.stack([1 - scores, scores], axis=1)
+    frame = np.zeros((60, 260), np.uint8)
     boxes = np.array([[10, 10, 49, 49], [100, 10, 139, 49], [200, 10, 239, 49]], float)
-    kept, scores = face_detector.checked(cv2, Net(), ["dense_5", "softmax_2"],
-                                         np.zeros((60, 260), np.uint8), boxes, 48,
-                                         face_detector.THRESHOLDS[2], last=True)
+    views = {0: (frame, np.array([[1.0, 0, 0], [0, 1, 0]]))}
+    kept, scores = face_detector.confirmed(cv2, Net(), views, boxes, np.zeros(3))
     assert kept.tolist() == [[100, 10, 139, 49]] and scores.tolist() == [0.95]
+    assert Net.sizes == [3, 2]  # a face scored 0.3 cannot average above it: not mirrored
+
+
+def tilted_face(width, angle):
+    face = Image.fromarray(drawn_face(width).astype(np.float32))
+    return np.asarray(face.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True,
+                                  fillcolor=BACKGROUND), np.float64)
+
+
+@pytest.mark.parametrize("angle", [-50, 50])
+def test_a_head_tilted_to_one_side_is_found_as_the_upright_check_alone_does_not(
+        angle, monkeypatch):
+    for width in (60, 150):
+        face = tilted_face(width, angle)
+        frame = np.full((480, 640), float(BACKGROUND))
+        frame[100:100 + face.shape[0], 200:200 + face.shape[1]] = face
+        found = face_detector.detect(cv2, frame, 40)
+        assert len(found) == 1, (width, found)
+        (x, y, w, h), _ = found[0]
+        assert abs(x + w / 2 - (200 + face.shape[1] / 2)) < width / 4, (width, found)
+        assert abs(y + h / 2 - (100 + face.shape[0] / 2)) < width / 4, (width, found)
+        with monkeypatch.context() as upright_only:
+            upright_only.setattr(face_detector, "ANGLES", (0,))
+            assert face_detector.detect(cv2, frame, 40) == [], width
+
+
+def test_a_turned_view_carries_a_box_to_where_its_pixels_went():
+    frame = np.zeros((120, 200), np.uint8)
+    frame[30:50, 140:160] = 255
+    views = face_detector.turned_views(cv2, frame)
+    for angle, (view, turn) in views.items():
+        box = face_detector.carried(np.array([[140.0, 30, 160, 50]]), turn)[0]
+        inside = view[int(box[1]) + 5:int(box[3]) - 5, int(box[0]) + 5:int(box[2]) - 5]
+        assert inside.size and inside.min() > 200, angle  # the square's middle, turned
+        back = face_detector.carried(box[None], cv2.invertAffineTransform(turn))[0]
+        assert np.allclose(back, [140, 30, 160, 50]), angle
 
 
 def test_a_photo_with_a_drawn_face_is_read_at_the_face(tmp_path):
