@@ -54,8 +54,10 @@ def detect(cv2, gray, min_face):
     (0..255). The box is MTCNN's: the face from the brows to the chin, upright."""
     pnet, rnet, onet = networks(cv2)
     gray = np.clip(gray, 0, 255).astype(np.uint8)
-    views = turned_views(cv2, gray)
     boxes = candidates(cv2, pnet, gray, min_face)
+    if not len(boxes):  # most frames of a video without a face: no views to turn
+        return []
+    views = turned_views(cv2, gray)
     boxes, angles = refined(cv2, rnet, views, boxes)
     boxes, scores = confirmed(cv2, onet, views, boxes, angles)
     found = []
@@ -100,9 +102,7 @@ def refined(cv2, rnet, views, boxes):
     """R-Net's check of P-Net's candidates, each in the view (upright or turned) it scores
     best: the boxes it keeps, moved by its regression and squared, in that view's pixels, and
     the view's angle of each. One batch for all views (a call costs more than a crop)."""
-    if not len(boxes):
-        return np.empty((0, 4)), np.empty(0)
-    in_views = np.stack([np.fix(carried(boxes, turn)) for view, turn in views.values()])
+    in_views = np.stack([np.fix(carried(boxes, turn)) for _, turn in views.values()])
     rnet.setInput(network_input(np.concatenate([
         crops(cv2, view, in_view, 24) for (view, _), in_view in zip(views.values(), in_views)])))
     shifts, scores = rnet.forward(["dense_2", "softmax_1"])
