@@ -5,7 +5,7 @@
 
     # beyond the book: a stronger network and training aids (see "Beyond the book" below)
     python emotion_cnn.py --data-dir data/fer2013 --logs-dir logs/emotion_vgg --model vgg \\
-        --augment --erase 0.5 --label-smoothing 0.1 --schedule cosine --precision bf16 \\
+        --augment --erase 0.5 --schedule cosine --precision bf16 \\
         --iterations 12000 --eval-every 500 --seed 1 --adjust-logits   # then: --mode test --tta
 
 The network, variable names (`W_conv1`, `b_conv1`, ...), the `input` and `output` tensors, the

@@ -11,8 +11,8 @@ emotions' recalls and disgust's, as they are and with `--tta`; the minutes and f
 training (#33's goal: 71%, disgust recall 0.40, mean recall 0.65, in 60 minutes).
 
     python bench/emotion_fer2013.py --fer2013 ../shared/data/fer2013/fer2013.csv.gz -- \\
-        --model vgg --augment --erase 0.5 --label-smoothing 0.1 --schedule cosine \\
-        --precision bf16 --iterations 12000 --eval-every 500 --seed 1 --adjust-logits
+        --model vgg --augment --erase 0.5 --schedule cosine --precision bf16 \\
+        --iterations 12000 --eval-every 500 --seed 1 --adjust-logits
 """
 
 import argparse
