@@ -50,8 +50,10 @@ bench: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python bench/lenet_vs_keras.py --data-dir $(SHARED_DATA)/mnist
 	$(BIN)/python bench/emotion_data_and_training.py --fer2013 $(SHARED_DATA)/fer2013/fer2013.csv.gz
-	$(BIN)/python bench/emotion_fer2013.py --fer2013 $(SHARED_DATA)/fer2013/fer2013.csv.gz -- \
-		--model vgg --augment --schedule cosine --iterations 11000 --seed 1
+	$(BIN)/python bench/emotion_fer2013.py --fer2013 $(SHARED_DATA)/fer2013/fer2013.csv.gz \
+		--keep logs/bench_fer2013 -- --model vgg --augment --schedule cosine --iterations 11000 --seed 1
+	$(BIN)/python bench/tilted_faces.py --fer2013 $(SHARED_DATA)/fer2013/fer2013.csv.gz \
+		--logs-dir logs/bench_fer2013
 	$(BIN)/python bench/inception_classify.py --image $(SHARED_DATA)/images/inception_example.jpg
 	$(BIN)/python bench/alexnet_forward_and_prep.py --photos $(SHARED_DATA)/dogs_vs_cats/train
 	$(BIN)/python bench/emotion_live.py --images $(SHARED_DATA)/images

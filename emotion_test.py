@@ -107,14 +107,14 @@ def face_inputs(gray):
 
 
 def crop_faces(gray, squares):
-    """Each square of `gray` resized to 48x48, scaled to 0..1 as in training: (n, 48, 48, 1)."""
+    """Each Square of `gray` (its face upright) resized to 48x48, scaled to 0..1 as in
+    training: (n, 48, 48, 1)."""
     from PIL import Image
 
     crops = []
-    for left, top, size in squares:
-        square = gray[top:top + size, left:left + size].astype(np.float32)
-        small = Image.fromarray(square, mode="F").resize((IMAGE_SIZE, IMAGE_SIZE),
-                                                         Image.Resampling.LANCZOS)
+    for square in squares:
+        face = Image.fromarray(faces.upright_pixels(gray, square), mode="F")
+        small = face.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS)
         crops.append(np.clip(np.asarray(small), 0, 255) / 255.0)
     return np.stack(crops).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1).astype(np.float32)
 
@@ -226,7 +226,7 @@ def read_every_face(args, shape, batch, squares, checkpoint, figure):
                                 count_predictions(sess, x, y_conv, face[None],
                                                   args.evaluations).counts] for face in batch])
     labels = []
-    for number, ((left, top, size), fractions) in enumerate(zip(squares, scores), start=1):
+    for number, ((left, top, size, _), fractions) in enumerate(zip(squares, scores), start=1):
         best = int(np.argmax(fractions))
         labels.append(f"{number}: {EmotionUtils.emotion[best]} {fractions[best]:.0%}")
         print(f"face {number} at x={left}, y={top}, {size}x{size}: "

@@ -61,9 +61,10 @@ def test_real_heads_tilted_50_to_65_degrees_are_found_as_upright_checks_alone_do
             for angle in TILTS:
                 found = face_detector.detect(cv2, tilted(head, angle), faces.PHOTO_MIN_FACE)
                 x, y = tilted_point(head.shape, centre, angle)
-                for (left, top, width, height), _ in found:
+                for (left, top, width, height), _, turn in found:
                     assert abs(left + width / 2 - x) < size / 2, (angle, found, (x, y))
                     assert abs(top + height / 2 - y) < size / 2, (angle, found, (x, y))
+                    assert abs(turn + angle) < 20, (angle, found)  # read turned back upright
                 count += len(found)
         return count
     turned = found_faces()

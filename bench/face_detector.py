@@ -96,7 +96,7 @@ def mtcnn_opencv(cv2, angles=CHOSEN_ANGLES):
 
     def detect(gray, min_face):
         face_detector.ANGLES = angles
-        return face_detector.detect(cv2, gray, min_face)
+        return [(box, score) for box, score, _ in face_detector.detect(cv2, gray, min_face)]
     return detect
 
 
@@ -261,9 +261,9 @@ def video(detect, keep, pasted, hold=4, shift=2):
                 truth_now = (truth[0] + shift * step,) + truth[1:]
                 boxes = [box for box, score in detect(moved, faces.VIDEO_MIN_FACE)
                          if keep(moved, box, score)]
-                squares = [(x, y, max(w, h)) for x, y, w, h in boxes]
+                squares = [faces.Square(x, y, max(w, h)) for x, y, w, h in boxes]
                 tracks.update(squares, [np.ones(7) / 7] * len(squares))
-                in_view = [(x, y, s, s) for x, y, s in (f.square for f in tracks.in_view())]
+                in_view = [(x, y, s, s) for x, y, s, _ in (f.square for f in tracks.in_view())]
                 false += sum(not is_found(box, truth_now) for box in in_view)
                 shown += step > 0 and any(is_found(box, truth_now) for box in in_view)
                 total += 1

